@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Single-node KRaft Apache Kafka on 127.0.0.1 from Maven Central jars (no Docker).
+# Usage: deploy/local/kafka.sh {start|stop|status|logs|fetch}. Every command is idempotent.
+# State lives under .local/kafka (git-ignored): lib/ jars, data/ log dirs, broker.log, broker.pid.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+HOME_DIR="${KAFKA_LOCAL_DIR:-$ROOT/.local/kafka}"
+LIB="$HOME_DIR/lib"
+DATA="$HOME_DIR/data"
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+PID_FILE="$HOME_DIR/broker.pid"
+LOG_FILE="$HOME_DIR/broker.log"
+PROPS="$HOME_DIR/server.properties"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+running() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+
+fetch() {
+  if [ -f "$LIB/.complete" ]; then return; fi
+  command -v mvn >/dev/null || { echo "kafka.sh: Maven (mvn) is required to fetch the broker jars" >&2; exit 1; }
+  command -v java >/dev/null || { echo "kafka.sh: Java 17 is required to run the broker" >&2; exit 1; }
+  echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $LIB"
+  mkdir -p "$LIB"
+  mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$LIB"
+  touch "$LIB/.complete"
+}
+
+configure() {
+  mkdir -p "$DATA"
+  cat > "$PROPS" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  cat > "$HOME_DIR/log4j2.properties" <<'LOG'
+appender.console.type=Console
+appender.console.name=STDOUT
+appender.console.layout.type=PatternLayout
+appender.console.layout.pattern=[%d] %p %m (%c)%n
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+logger.kafka.name=kafka.server.KafkaServer
+logger.kafka.level=INFO
+logger.raft.name=kafka.server.KafkaRaftServer
+logger.raft.level=INFO
+LOG
+  if [ ! -f "$DATA/meta.properties" ]; then
+    local cluster_id
+    cluster_id="$(java -cp "$LIB/*" kafka.tools.StorageTool random-uuid)"
+    java -cp "$LIB/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted >/dev/null
+  fi
+}
+
+start() {
+  if port_open "$PORT"; then echo "kafka.sh: a broker already answers on 127.0.0.1:$PORT"; return; fi
+  fetch
+  configure
+  echo "kafka.sh: starting broker on 127.0.0.1:$PORT (log: $LOG_FILE)"
+  nohup java -Xms256m -Xmx1g -cp "$LIB/*" -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" \
+      kafka.Kafka "$PROPS" >"$LOG_FILE" 2>&1 &
+  echo $! > "$PID_FILE"
+  for _ in $(seq 1 120); do
+    if port_open "$PORT"; then echo "kafka.sh: broker ready"; return; fi
+    if ! running; then echo "kafka.sh: broker exited; last log lines:" >&2; tail -30 "$LOG_FILE" >&2; exit 1; fi
+    sleep 0.5
+  done
+  echo "kafka.sh: broker did not open port $PORT within 60 s" >&2; tail -30 "$LOG_FILE" >&2; exit 1
+}
+
+stop() {
+  if ! running; then echo "kafka.sh: not running"; rm -f "$PID_FILE"; return; fi
+  local pid; pid="$(cat "$PID_FILE")"
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$PID_FILE"; echo "kafka.sh: stopped"; return; }; sleep 0.5; done
+  kill -9 "$pid" 2>/dev/null || true; rm -f "$PID_FILE"; echo "kafka.sh: killed after 30 s"
+}
+
+status() {
+  if port_open "$PORT"; then echo "kafka: up on 127.0.0.1:$PORT"; else echo "kafka: down"; return 1; fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  logs) tail -n "${2:-100}" -f "$LOG_FILE" ;;
+  fetch) fetch ;;
+  *) echo "usage: $0 {start|stop|status|logs|fetch}" >&2; exit 2 ;;
+esac

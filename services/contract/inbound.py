@@ -1,0 +1,108 @@
+"""Inbound message shapes (DESIGN.md section 2): Antavo-style event bodies, one model per action.
+
+Amounts are ``Decimal`` and accept JSON numbers or numeric strings (bodies are parsed with
+``parse_float=Decimal``, so no amount ever passes through float). Ids accept strings or
+numbers. ``schemas/inbound/*.json`` is generated from these models (``make schemas``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from services.domain.transaction import IntentType
+
+
+def _id_text(value: Any) -> Any:
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=200)]
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
+NonNegativeMoney = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
+Points = Annotated[int, Field(ge=0, le=10**12)]
+Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4, allow_inf_nan=False)]
+
+
+class _Body(BaseModel):
+    # Producers may send extra attributes (Antavo custom attributes); they are ignored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CheckoutItem(_Body):
+    product_id: Id | None = None
+    product_name: str | None = None
+    product_url: str | None = None
+    category: str | None = None
+    price: NonNegativeMoney | None = None
+    quantity: Quantity = Decimal(1)
+    discount: NonNegativeMoney | None = None
+    subtotal: NonNegativeMoney | None = None
+    points_rewarded: Points | None = None
+
+    @model_validator(mode="after")
+    def _subtotal_known(self) -> CheckoutItem:
+        if self.subtotal is None and self.price is None:
+            raise ValueError("an item needs a subtotal or a price")
+        return self
+
+    @property
+    def effective_subtotal(self) -> Decimal:
+        if self.subtotal is not None:
+            return self.subtotal
+        assert self.price is not None
+        return self.price * self.quantity - (self.discount or Decimal(0))
+
+
+class CheckoutData(_Body):
+    transaction_id: Id
+    total: NonNegativeMoney
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    points_burned: Points = 0
+    points_rewarded: Points | None = None
+    items: list[CheckoutItem] = Field(default_factory=list, max_length=1000)
+    coupons: list[Id] = Field(default_factory=list, max_length=100)
+    offers: list[Id] = Field(default_factory=list, max_length=100)
+    store: Id | None = None
+    auto_accept: AwareDatetime | None = None
+    type: IntentType = IntentType.Shop
+    metadata: dict[str, Any] | None = None
+    utm_data: dict[str, Any] | None = None
+
+
+class TransactionRef(_Body):
+    transaction_id: Id
+
+
+class _Event(_Body):
+    event_id: Id | None = None
+    program: Id | None = None
+    occurred_at: AwareDatetime | None = None
+
+
+class CheckoutEvent(_Event):
+    action: Literal["checkout"]
+    customer: Id | None = None
+    guest: bool = False
+    data: CheckoutData
+
+    @model_validator(mode="after")
+    def _customer_or_guest(self) -> CheckoutEvent:
+        if self.guest and self.customer is not None:
+            raise ValueError("a guest checkout carries no customer")
+        if not self.guest and self.customer is None:
+            raise ValueError("customer is required unless guest is true")
+        return self
+
+
+class CheckoutClaimEvent(_Event):
+    action: Literal["checkout_claim"]
+    customer: Id
+    data: TransactionRef
+
+
+CheckoutsTopicEvent = Annotated[CheckoutEvent | CheckoutClaimEvent, Field(discriminator="action")]

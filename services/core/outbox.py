@@ -1,0 +1,168 @@
+"""Transactional outbox, writer side (docs/outbox.md): every outbound message is a row written
+in the same database transaction as the state change that caused it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.contract.outbound import (
+    Cause,
+    EventResultMessage,
+    Outcome,
+    PointsEffects,
+    ResultError,
+    TransactionStatusMessage,
+    WebhookMessage,
+)
+from services.core.db import dumps
+from services.core.records import Decoded, Invalid
+from services.core.settings import Topics
+from services.domain.effects import Effects
+from services.domain.program import Program
+
+_WEBHOOK_NAMESPACE = uuid.UUID("6f1c8f0e-3a52-4d1e-9d2b-6c0b9f2a7e11")
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def sign(secret: str, value: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), value, hashlib.sha256).hexdigest()
+
+
+def lane_of(message: OutboxMessage, lanes: int) -> int:
+    return zlib.crc32(message.topic.encode() + b"\x00" + (message.key or b"")) % lanes
+
+
+class OutboxBuilder:
+    """Turns what happened into the messages of DESIGN.md section 3."""
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+
+    def result(
+        self,
+        *,
+        event_id: str,
+        program: str,
+        action: str | None,
+        transaction_id: str | None,
+        outcome: Outcome,
+        error: tuple[str, str] | None = None,
+        effects: Effects | None = None,
+    ) -> OutboxMessage:
+        message = EventResultMessage(
+            event_id=event_id,
+            program=program,
+            action=action,
+            transaction_id=transaction_id,
+            outcome=outcome,
+            error=ResultError(code=error[0], message=error[1]) if error else None,
+            effects=PointsEffects(**effects.points) if effects else PointsEffects(),
+        )
+        return OutboxMessage(self.topics.event_results, event_id.encode(), message.model_dump_json().encode())
+
+    def effects(self, program: Program, effects: Effects) -> list[OutboxMessage]:
+        meta = effects.meta
+        messages = []
+        for change in effects.status_changes:
+            txn = change.transaction
+            status = TransactionStatusMessage(
+                program=meta.program,
+                transaction_id=txn["transaction_id"],
+                customer=txn["customer"],
+                from_status=change.from_status,
+                to_status=change.to_status,
+                at=meta.occurred_at,
+                cause=Cause(event_id=meta.event_id, action=meta.action),
+                transaction=txn,
+            )
+            messages.append(
+                OutboxMessage(
+                    self.topics.transaction_status,
+                    txn["transaction_id"].encode(),
+                    status.model_dump_json().encode(),
+                )
+            )
+        for n, webhook in enumerate(effects.webhooks):
+            body = (
+                WebhookMessage(
+                    id=str(uuid.uuid5(_WEBHOOK_NAMESPACE, f"{meta.program}/{meta.event_key}/{n}")),
+                    type=webhook.type,
+                    program=meta.program,
+                    occurred_at=meta.occurred_at,
+                    data=webhook.data,
+                )
+                .model_dump_json()
+                .encode()
+            )
+            headers: list[tuple[str, str]] = [("webhook-type", webhook.type)]
+            if program.webhook_secret:
+                headers.append(("signature", sign(program.webhook_secret, body)))
+            key = webhook.customer or webhook.data.get("transaction", {}).get("transaction_id", "")
+            messages.append(OutboxMessage(self.topics.webhooks, key.encode(), body, tuple(headers)))
+        return messages
+
+    def dead_letter(self, invalid: Invalid) -> OutboxMessage:
+        record = invalid.record
+        return OutboxMessage(
+            self.topics.dlq,
+            record.key,
+            record.value or b"",
+            (
+                ("error-code", invalid.code),
+                ("error-message", invalid.message[:1000]),
+                ("source-topic", record.topic),
+                ("source-partition", str(record.partition)),
+                ("source-offset", str(record.offset)),
+            ),
+        )
+
+    def decoded_result(
+        self,
+        decoded: Decoded[object],
+        outcome: Outcome,
+        error: tuple[str, str] | None = None,
+        effects: Effects | None = None,
+    ) -> OutboxMessage:
+        return self.result(
+            event_id=decoded.event_id,
+            program=decoded.program,
+            action=decoded.action,
+            transaction_id=decoded.transaction_id,
+            outcome=outcome,
+            error=error,
+            effects=effects,
+        )
+
+
+async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessage], lanes: int) -> None:
+    """One set-based INSERT; ids follow the order of ``messages``."""
+    if not messages:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (lane, topic, key, value, headers)
+        SELECT lane, topic, key, value, headers::jsonb
+        FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
+             WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
+        ORDER BY n
+        """,
+        [lane_of(m, lanes) for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [dumps([list(h) for h in m.headers]) for m in messages],
+    )

@@ -1,0 +1,143 @@
+"""Decoding inbound Kafka records into typed events, or into the reason they are invalid.
+
+Pure: a :class:`RawRecord` in, a :class:`Decoded` or :class:`Invalid` out. The idempotency
+key is the ``event_id`` (body, then ``event-id`` header), else ``sha256:`` + the SHA-256 of the
+canonical JSON body, so a byte-identical redelivery is a duplicate (docs/idempotency.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                try:
+                    return value.decode()
+                except UnicodeDecodeError:
+                    return None
+        return None
+
+    @property
+    def source(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[E]):
+    record: RawRecord
+    event: E
+    program: str
+    event_id: str
+    action: str
+    occurred_at: datetime
+    transaction_id: str | None
+
+    @property
+    def event_key(self) -> str:
+        return self.event_id
+
+
+@dataclass(frozen=True)
+class Invalid:
+    record: RawRecord
+    code: str  # malformed_json | schema_violation | unknown_action
+    message: str
+    program: str
+    event_id: str | None
+    action: str | None
+
+    @property
+    def event_key(self) -> str:
+        # Invalid records are made idempotent by their position, so a replay after a crash
+        # does not publish a second DLQ record.
+        return f"dlq:{self.record.source}"
+
+
+def _canonical_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"][1:] or err["loc"])  # drop the union tag
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def decode(
+    record: RawRecord, adapter: TypeAdapter[E], actions: frozenset[str], default_program: str
+) -> Decoded[E] | Invalid:
+    try:
+        if record.value is None:
+            raise ValueError("empty record value")
+        body = json.loads(record.value.decode("utf-8"), parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Invalid(record, "malformed_json", f"not UTF-8 JSON: {exc}", default_program, None, None)
+
+    if not isinstance(body, dict):
+        return Invalid(
+            record, "schema_violation", "the body must be a JSON object", default_program, None, None
+        )
+    program = _text(body.get("program")) or record.header("program") or default_program
+    explicit_id = _text(body.get("event_id")) or record.header("event-id")
+    action = body.get("action") if isinstance(body.get("action"), str) else None
+
+    if action not in actions:
+        return Invalid(
+            record,
+            "unknown_action",
+            f"action {action!r} is not handled on {record.topic}; expected one of {sorted(actions)}",
+            program,
+            explicit_id,
+            action,
+        )
+    try:
+        event: Any = adapter.validate_python(body)
+    except ValidationError as exc:
+        return Invalid(record, "schema_violation", _summarise(exc), program, explicit_id, action)
+
+    occurred_at = getattr(event, "occurred_at", None) or datetime.fromtimestamp(
+        record.timestamp_ms / 1000, UTC
+    )
+    data = getattr(event, "data", None)
+    return Decoded(
+        record=record,
+        event=event,
+        program=program,
+        event_id=explicit_id or _canonical_hash(body),
+        action=action,
+        occurred_at=occurred_at,
+        transaction_id=getattr(data, "transaction_id", None),
+    )

@@ -1,0 +1,226 @@
+"""PostgreSQL reads and writes of a unit of work, set-based: a fixed handful of statements per
+batch whatever its size (no round trip per message).
+
+Lock order (docs/concurrency.md): customers, then transactions, each sorted by key. Every
+consumer follows it, so concurrent batches wait for each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import asyncpg
+
+from services.core.db import RetryableConflict
+from services.core.outbox import write_outbox
+from services.core.unit_of_work import Key, UnitOfWork
+from services.domain.customer import Customer
+from services.domain.transaction import Transaction
+
+
+def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str]]:
+    ordered = sorted(set(keys))
+    return [k[0] for k in ordered], [k[1] for k in ordered]
+
+
+async def claim_inbox(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str | None, str]]) -> set[Key]:
+    """Record (program, event_key, action, source) rows; return the keys that were new.
+
+    A key already there (committed, or being committed by a concurrent consumer, which this
+    INSERT then waits for) is a duplicate."""
+    if not rows:
+        return set()
+    inserted = await conn.fetch(
+        """
+        INSERT INTO inbox (program, event_key, action, source)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        ON CONFLICT DO NOTHING
+        RETURNING program, event_key
+        """,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+    return {(r["program"], r["event_key"]) for r in inserted}
+
+
+async def load(
+    conn: asyncpg.Connection, uow: UnitOfWork, customer_keys: Iterable[Key], transaction_keys: Iterable[Key]
+) -> None:
+    programs, ids = _columns(customer_keys)
+    if ids:
+        await conn.execute(
+            """
+            INSERT INTO customers (program, customer_id)
+            SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
+            ON CONFLICT DO NOTHING
+            """,
+            programs,
+            ids,
+        )
+        for row in await conn.fetch(
+            """
+            SELECT program, customer_id, score, spendable, pending, spent, purchase_total,
+                   purchase_count, purchase_items, purchase_first_date, purchase_last_date
+            FROM customers
+            WHERE (program, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY program, customer_id
+            FOR UPDATE
+            """,
+            programs,
+            ids,
+        ):
+            uow.customers[(row["program"], row["customer_id"])] = Customer(**dict(row))
+    programs, ids = _columns(transaction_keys)
+    if ids:
+        for row in await conn.fetch(
+            """
+            SELECT doc FROM transactions
+            WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY program, transaction_id
+            FOR UPDATE
+            """,
+            programs,
+            ids,
+        ):
+            txn = Transaction.model_validate(row["doc"])
+            key = (txn.program, txn.transaction_id)
+            uow.transactions[key] = txn
+            uow.stored_transactions.add(key)
+
+
+def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
+    return [
+        [t.program for t in txns],
+        [t.transaction_id for t in txns],
+        [t.customer for t in txns],
+        [t.status.value for t in txns],
+        [t.type.value for t in txns],
+        [t.created_at for t in txns],
+        [t.updated_at for t in txns],
+        [t.accepted_at for t in txns],
+        [t.auto_accept_at for t in txns],
+        [t.model_dump_json() for t in txns],
+    ]
+
+
+_TXN_UNNEST = """unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                        $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[])
+                 AS u(program, transaction_id, customer_id, status, type, created_at, updated_at,
+                      accepted_at, auto_accept_at, doc)"""
+
+
+async def _save_transactions(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    touched = [uow.transactions[k] for k in sorted(uow.touched_transactions)]
+    new = [t for t in touched if (t.program, t.transaction_id) not in uow.stored_transactions]
+    old = [t for t in touched if (t.program, t.transaction_id) in uow.stored_transactions]
+    if new:
+        inserted = await conn.fetch(
+            f"""
+            INSERT INTO transactions (program, transaction_id, customer_id, status, type, created_at,
+                                      updated_at, accepted_at, auto_accept_at, doc)
+            SELECT program, transaction_id, customer_id, status, type, created_at, updated_at,
+                   accepted_at, auto_accept_at, doc::jsonb
+            FROM {_TXN_UNNEST}
+            ON CONFLICT DO NOTHING
+            RETURNING transaction_id
+            """,
+            *_transaction_columns(new),
+        )
+        if len(inserted) != len(new):
+            raise RetryableConflict("a transaction was registered concurrently by another consumer")
+    if old:
+        await conn.execute(
+            f"""
+            UPDATE transactions t SET customer_id = u.customer_id, status = u.status, type = u.type,
+                   updated_at = u.updated_at, accepted_at = u.accepted_at,
+                   auto_accept_at = u.auto_accept_at, doc = u.doc::jsonb
+            FROM {_TXN_UNNEST}
+            WHERE t.program = u.program AND t.transaction_id = u.transaction_id
+            """,
+            *_transaction_columns(old),
+        )
+
+
+async def _save_customers(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    customers = [uow.customers[k] for k in sorted(uow.touched_customers)]
+    if not customers:
+        return
+    await conn.execute(
+        """
+        UPDATE customers c SET score = u.score, spendable = u.spendable, pending = u.pending,
+               spent = u.spent, purchase_total = u.purchase_total, purchase_count = u.purchase_count,
+               purchase_items = u.purchase_items, purchase_first_date = u.first_date,
+               purchase_last_date = u.last_date, updated_at = now()
+        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                    $7::numeric[], $8::int[], $9::numeric[], $10::timestamptz[], $11::timestamptz[])
+             AS u(program, customer_id, score, spendable, pending, spent, purchase_total,
+                  purchase_count, purchase_items, first_date, last_date)
+        WHERE c.program = u.program AND c.customer_id = u.customer_id
+        """,
+        [c.program for c in customers],
+        [c.customer_id for c in customers],
+        [c.score for c in customers],
+        [c.spendable for c in customers],
+        [c.pending for c in customers],
+        [c.spent for c in customers],
+        [c.purchase_total for c in customers],
+        [c.purchase_count for c in customers],
+        [c.purchase_items for c in customers],
+        [c.purchase_first_date for c in customers],
+        [c.purchase_last_date for c in customers],
+    )
+
+
+async def _save_ledger(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    entries = uow.ledger
+    if not entries:
+        return
+    await conn.execute(
+        """
+        INSERT INTO points_ledger (program, customer_id, transaction_id, movement, points, score,
+                                   spendable, pending, spent, event_key, at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                             $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::timestamptz[])
+        """,
+        [e.program for e in entries],
+        [e.customer_id for e in entries],
+        [e.transaction_id for e in entries],
+        [e.movement.value for e in entries],
+        [e.points for e in entries],
+        [e.score for e in entries],
+        [e.spendable for e in entries],
+        [e.pending for e in entries],
+        [e.spent for e in entries],
+        [e.event_key for e in entries],
+        [e.at for e in entries],
+    )
+
+
+async def _save_history(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    rows = uow.history
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO status_history (program, transaction_id, from_status, to_status, event_key, action, at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                             $7::timestamptz[])
+        """,
+        [r.program for r in rows],
+        [r.transaction_id for r in rows],
+        [r.from_status for r in rows],
+        [r.to_status for r in rows],
+        [r.event_key for r in rows],
+        [r.action for r in rows],
+        [r.at for r in rows],
+    )
+
+
+async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
+    await _save_customers(conn, uow)
+    await _save_transactions(conn, uow)
+    await _save_ledger(conn, uow)
+    await _save_history(conn, uow)
+    await write_outbox(conn, uow.outbox, lanes)

@@ -1,0 +1,122 @@
+"""Running one consumer service: its Kafka batch subscriber (FastStream), database pool,
+pipeline and outbox relay, started and stopped together.
+
+The subscriber commits offsets only when the handler returns (``AckPolicy.NACK_ON_ERROR``),
+i.e. after the batch's database transactions committed; if the handler raises, FastStream
+rewinds every partition of the batch to its first record, so nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import start_http_server
+
+from services.core.db import Backoff, create_pool
+from services.core.logs import configure_logging
+from services.core.pipeline import BatchPipeline, EventHandler
+from services.core.programs import load_programs
+from services.core.records import RawRecord
+from services.core.relay import OutboxRelay
+from services.core.settings import Settings
+from services.domain.program import Program
+
+log = structlog.get_logger(__name__)
+
+
+def raw_record(record: Any) -> RawRecord:
+    return RawRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+        timestamp_ms=record.timestamp,
+    )
+
+
+class ConsumerService:
+    def __init__(
+        self,
+        settings: Settings,
+        handler: EventHandler[Any],
+        topic: str,
+        programs: dict[str, Program] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.topic = topic
+        self.programs = programs if programs is not None else load_programs(settings.programs_file)
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.pipeline: BatchPipeline | None = None
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        subscriber = self.broker.subscriber(
+            topic,
+            group_id=f"{settings.group_prefix}{handler.service}",
+            batch=True,
+            max_records=settings.batch_max_records,
+            batch_timeout_ms=settings.batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )
+        subscriber(self._on_batch)
+
+    async def _on_batch(self, message: KafkaMessage) -> None:
+        # Thin entrypoint: adapt the records, hand them to the pipeline.
+        assert self.pipeline is not None
+        await self.pipeline.process([raw_record(r) for r in message.raw_message])
+
+    async def start(self) -> None:
+        self.pool = await create_pool(self.settings)
+        self.relay = OutboxRelay(self.settings, self.pool)
+        await self.relay.start()
+        self.pipeline = BatchPipeline(
+            self.settings, self.programs, self.pool, self.handler, self.relay.notify
+        )
+        backoff = Backoff(self.settings)
+        while True:
+            try:
+                await self.broker.start()
+                break
+            except Exception as exc:
+                log.warning("broker_start_failed", error=repr(exc), delay=backoff.delay)
+                await self.broker.stop()
+                await backoff.wait()
+        log.info("service_started", service=self.handler.service, topic=self.topic)
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service_stopped", service=self.handler.service)
+
+
+def run_service(handler: EventHandler[Any], topic_of: str) -> None:
+    """Process entrypoint: run until SIGTERM/SIGINT."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, handler.service)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+
+    async def main() -> None:
+        service = ConsumerService(settings, handler, getattr(settings.topics, topic_of))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await service.start()
+        await stop.wait()
+        await service.stop()
+
+    asyncio.run(main())

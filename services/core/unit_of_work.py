@@ -1,0 +1,66 @@
+"""The state one batch works on: rows loaded (and locked) once, changed in memory by the
+domain, then written back set-based by :mod:`services.core.repository`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.core.outbox import OutboxMessage
+from services.domain.customer import Customer, LedgerEntry
+from services.domain.effects import Effects
+from services.domain.transaction import Transaction
+
+Key = tuple[str, str]  # (program, id)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    program: str
+    transaction_id: str
+    from_status: str | None
+    to_status: str
+    event_key: str
+    action: str
+    at: object
+
+
+@dataclass
+class UnitOfWork:
+    customers: dict[Key, Customer] = field(default_factory=dict)
+    transactions: dict[Key, Transaction] = field(default_factory=dict)
+    stored_transactions: set[Key] = field(default_factory=set)  # exist in the database
+    touched_customers: set[Key] = field(default_factory=set)
+    touched_transactions: set[Key] = field(default_factory=set)
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    history: list[HistoryRow] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+    def customer(self, program: str, customer_id: str) -> Customer:
+        """A loaded (and locked) customer; missing ones were created empty when loading."""
+        key = (program, customer_id)
+        self.touched_customers.add(key)
+        return self.customers[key]
+
+    def transaction(self, program: str, transaction_id: str) -> Transaction | None:
+        return self.transactions.get((program, transaction_id))
+
+    def put_transaction(self, txn: Transaction) -> None:
+        key = (txn.program, txn.transaction_id)
+        self.transactions[key] = txn
+        self.touched_transactions.add(key)
+
+    def record(self, effects: Effects) -> None:
+        self.ledger.extend(effects.ledger)
+        meta = effects.meta
+        for change in effects.status_changes:
+            self.history.append(
+                HistoryRow(
+                    program=meta.program,
+                    transaction_id=change.transaction["transaction_id"],
+                    from_status=change.from_status.value if change.from_status else None,
+                    to_status=change.to_status.value,
+                    event_key=meta.event_key,
+                    action=meta.action,
+                    at=meta.occurred_at,
+                )
+            )

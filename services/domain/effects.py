@@ -1,0 +1,121 @@
+"""What handling one event did, as plain data: ledger entries, status changes, webhooks and
+the points effects reported in ``loyalty.event-results``. Domain functions append to an
+:class:`Effects`; the outbox adapter turns it into messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.domain.customer import Customer, LedgerEntry, Movement, move_points
+from services.domain.transaction import Status, Transaction
+
+
+class Rejected(Exception):
+    """A valid event refused by a business rule; it changes nothing."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    program: str
+    event_key: str
+    event_id: str
+    action: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    transaction: dict[str, Any]
+    from_status: Status | None
+    to_status: Status
+
+
+@dataclass(frozen=True)
+class Webhook:
+    type: str
+    customer: str | None
+    data: dict[str, Any]
+
+
+_POINTS_EFFECT = {
+    Movement.earned: "points_earned",
+    Movement.pending_earned: "points_earned",
+    Movement.pending: "points_pending",
+    Movement.burned: "points_burned",
+    Movement.revoked: "points_revoked",
+    Movement.restored: "points_restored",
+}
+
+_POINTS_WEBHOOK = {
+    Movement.earned: "points.earned",
+    Movement.pending_earned: "points.earned",
+    Movement.pending: "points.pending",
+    Movement.burned: "points.burned",
+    Movement.revoked: "points.revoked",
+    Movement.restored: "points.restored",
+}
+
+
+@dataclass
+class Effects:
+    meta: EventMeta
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    status_changes: list[StatusChange] = field(default_factory=list)
+    webhooks: list[Webhook] = field(default_factory=list)
+    points: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("points_earned", "points_pending", "points_burned", "points_revoked", "points_restored"), 0
+        )
+    )
+
+    def move(self, customer: Customer, movement: Movement, points: int, transaction_id: str) -> None:
+        """Move points on the ledger, count them in the result and announce them by webhook."""
+        if points == 0:
+            return
+        entry = move_points(
+            customer,
+            movement,
+            points,
+            transaction_id=transaction_id,
+            event_key=self.meta.event_key,
+            at=self.meta.occurred_at,
+        )
+        self.ledger.append(entry)
+        if movement in _POINTS_EFFECT:
+            self.points[_POINTS_EFFECT[movement]] += points
+        if movement in _POINTS_WEBHOOK:
+            self.webhooks.append(
+                Webhook(
+                    _POINTS_WEBHOOK[movement],
+                    customer.customer_id,
+                    {
+                        "customer": customer.customer_id,
+                        "transaction_id": transaction_id,
+                        "points": points,
+                        "balances": {
+                            "score": customer.score,
+                            "spendable": customer.spendable,
+                            "pending": customer.pending,
+                            "spent": customer.spent,
+                        },
+                        "negative_spendable": customer.spendable < 0,
+                    },
+                )
+            )
+
+    def transition(self, txn: Transaction, from_status: Status | None, webhook: str | None = None) -> None:
+        """Record a status change (and its webhook) after ``txn`` has taken its new status."""
+        snapshot = txn.snapshot()
+        self.status_changes.append(StatusChange(snapshot, from_status, txn.status))
+        if webhook is not None:
+            self.announce(webhook, txn)
+
+    def announce(self, webhook: str, txn: Transaction) -> None:
+        self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": txn.snapshot()}))

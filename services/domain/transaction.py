@@ -1,0 +1,103 @@
+"""The transaction aggregate: an order and everything loyalty did with it.
+
+A pydantic model so that it is at once the domain object, the stored document and the
+snapshot carried by status-change events and webhooks. No I/O here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Status(StrEnum):
+    draft = "draft"
+    pending = "pending"
+    accepted = "accepted"
+    rejected = "rejected"
+    partially_refunded = "partially_refunded"
+    refunded = "refunded"
+
+
+class IntentType(StrEnum):
+    """FlipGive intent types."""
+
+    Shop = "Shop"
+    Buy = "Buy"
+    Reload = "Reload"
+    Donation = "Donation"
+    Transfer = "Transfer"
+    EarlyWithdrawalFee = "EarlyWithdrawalFee"
+
+
+class Item(BaseModel):
+    product_id: str | None = None
+    product_name: str | None = None
+    product_url: str | None = None
+    category: str | None = None
+    price: Decimal | None = None
+    quantity: Decimal = Decimal(1)
+    discount: Decimal | None = None
+    subtotal: Decimal
+    points_rewarded: int = 0
+    points_burned: int = 0
+    refunded_quantity: Decimal = Decimal(0)
+
+
+class CampaignPoints(BaseModel):
+    campaign: str
+    points: int
+
+
+class Transaction(BaseModel):
+    program: str
+    transaction_id: str
+    customer: str | None
+    guest: bool = False
+    status: Status
+    type: IntentType = IntentType.Shop
+    currency: str
+    # Factor converting ``currency`` amounts into the program currency.
+    rate: Decimal = Decimal(1)
+    total: Decimal
+    refunded: Decimal = Decimal(0)
+    # What the purchase earns (base + bonus); credited to the customer as pending or
+    # earned, or held until claimed for a guest checkout.
+    points_base: int = 0
+    points_bonus: int = 0
+    campaigns: list[CampaignPoints] = Field(default_factory=list)
+    points_earned: int = 0
+    points_pending: int = 0
+    points_burned: int = 0
+    items: list[Item] = Field(default_factory=list)
+    coupons: list[str] = Field(default_factory=list)
+    offers: list[str] = Field(default_factory=list)
+    store: str | None = None
+    metadata: dict[str, Any] | None = None
+    utm_data: dict[str, Any] | None = None
+    shares: dict[str, int] | None = None
+    occurred_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    auto_accept_at: datetime | None = None
+    accepted_at: datetime | None = None
+    rejected_at: datetime | None = None
+
+    @property
+    def points_to_earn(self) -> int:
+        return self.points_base + self.points_bonus
+
+    @property
+    def item_quantity(self) -> Decimal:
+        return sum((item.quantity for item in self.items), Decimal(0))
+
+    @property
+    def converted_total(self) -> Decimal:
+        return self.total * self.rate
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
