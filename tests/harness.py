@@ -1,0 +1,195 @@
+"""A service under test on the real broker and database, on topics, consumer groups and
+programs of its own, plus a producer for input and a collector of every output topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.admin import create_topics
+from services.core.pipeline import EventHandler
+from services.core.runtime import ConsumerService
+from services.core.settings import Settings, Topics
+from services.domain.program import Program
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("transaction_status", "webhooks", "event_results", "dlq")
+
+
+def make_program(name: str, **fields: Any) -> Program:
+    return Program.model_validate({"name": name, **fields})
+
+
+class Engine:
+    def __init__(
+        self,
+        kafka: str,
+        database_url: str,
+        handler: EventHandler[Any],
+        topic: str,
+        programs: list[Program],
+        partitions: int = 3,
+        **settings: Any,
+    ) -> None:
+        self.tag = uuid.uuid4().hex[:8]
+        self.programs = {p.name: p for p in programs}
+        self.settings = Settings(
+            database_url=database_url,
+            kafka_bootstrap_servers=kafka,
+            topics=Topics().prefixed(f"t{self.tag}."),
+            group_prefix=f"t{self.tag}.",
+            default_program=programs[0].name,
+            topic_partitions=partitions,
+            batch_timeout_ms=50,
+            relay_idle_seconds=0.05,
+            retry_initial_seconds=0.05,
+            **settings,
+        )
+        self.handler = handler
+        self.topic_attr = topic
+        self.service: ConsumerService | None = None
+        self.received: dict[str, list[Any]] = defaultdict(list)
+        self._producer: AIOKafkaProducer | None = None
+        self._collector: AIOKafkaConsumer | None = None
+        self._collect_task: asyncio.Task[None] | None = None
+
+    @property
+    def topic(self) -> str:
+        return str(getattr(self.settings.topics, self.topic_attr))
+
+    def output(self, name: str) -> str:
+        return str(getattr(self.settings.topics, name))
+
+    async def __aenter__(self) -> Engine:
+        await create_topics(
+            self.settings.kafka_bootstrap_servers, self.settings.topics, self.settings.topic_partitions
+        )
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all")
+        await self._producer.start()
+        self._collector = AIOKafkaConsumer(
+            *[self.output(n) for n in OUTPUTS],
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await self._collector.start()
+        self._collect_task = asyncio.create_task(self._collect())
+        await self.start_service()
+        return self
+
+    async def start_service(self) -> None:
+        self.service = ConsumerService(self.settings, self.handler, self.topic, self.programs)
+        await self.service.start()
+
+    async def stop_service(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+            self.service = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_service()
+        if self._collect_task is not None:
+            self._collect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collect_task
+        if self._collector is not None:
+            await self._collector.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _collect(self) -> None:
+        assert self._collector is not None
+        names = {self.output(n): n for n in OUTPUTS}
+        async for record in self._collector:
+            self.received[names[record.topic]].append(record)
+
+    async def send(
+        self,
+        body: dict[str, Any] | bytes,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
+    ) -> None:
+        assert self._producer is not None
+        value = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if key is None and isinstance(body, dict):
+            key = body.get("customer") or body.get("data", {}).get("transaction_id")
+        await self._producer.send_and_wait(
+            self.topic, value, key=key.encode() if key else None, headers=headers or [], partition=partition
+        )
+
+    async def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        """Produce many events pipelined, keyed by customer (transaction id for guests)."""
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(
+                self.topic,
+                json.dumps(body).encode(),
+                key=(body.get("customer") or body["data"]["transaction_id"]).encode(),
+            )
+            for body in bodies
+        ]
+        await asyncio.gather(*futures)
+
+    async def wait_for(self, name: str, count: int, timeout: float = 30.0) -> list[Any]:
+        async def reached() -> None:
+            while len(self.received[name]) < count:
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"expected {count} records on {name}, got {len(self.received[name])} in {timeout}s"
+            ) from None
+        return self.received[name]
+
+    async def results(self, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        """The event results received so far, by event id (the last result of each)."""
+        records = await self.wait_for("event_results", count, timeout)
+        return {json.loads(r.value)["event_id"]: json.loads(r.value) for r in records}
+
+    def values(self, name: str, where: Callable[[Any], bool] = lambda r: True) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in self.received[name] if where(r)]
+
+    # A separate OS process, for crash tests.
+    def service_env(self, tmp: Path) -> dict[str, str]:
+        programs_file = tmp / f"programs-{self.tag}.yaml"
+        programs_file.write_text(
+            yaml.safe_dump(
+                {
+                    "programs": {
+                        n: p.model_dump(mode="json", exclude={"name"}) for n, p in self.programs.items()
+                    }
+                }
+            )
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.settings.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
+            "LOYALTY_PROGRAMS_FILE": str(programs_file),
+            "LOYALTY_DEFAULT_PROGRAM": self.settings.default_program,
+            "LOYALTY_GROUP_PREFIX": self.settings.group_prefix,
+            "LOYALTY_BATCH_TIMEOUT_MS": "50",
+            "LOYALTY_LOG_LEVEL": "WARNING",
+        }
+        for name, topic in self.settings.topics.model_dump().items():
+            env[f"LOYALTY_TOPICS__{name.upper()}"] = topic
+        return env
+
+    async def spawn(self, module: str, tmp: Path, **extra_env: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, cwd=ROOT, env={**self.service_env(tmp), **extra_env}
+        )
