@@ -17,9 +17,9 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from prometheus_client import start_http_server
 
 from services.core.db import Backoff, create_pool
+from services.core.health import HealthServer
 from services.core.logs import configure_logging
 from services.core.pipeline import BatchPipeline, EventHandler
 from services.core.programs import load_programs
@@ -58,6 +58,8 @@ class ConsumerService:
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.pipeline: BatchPipeline | None = None
+        self.started = False
+        self.last_batch_failed = False
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
         subscriber = self.broker.subscriber(
             topic,
@@ -73,7 +75,12 @@ class ConsumerService:
     async def _on_batch(self, message: KafkaMessage) -> None:
         # Thin entrypoint: adapt the records, hand them to the pipeline.
         assert self.pipeline is not None
+        self.last_batch_failed = True
         await self.pipeline.process([raw_record(r) for r in message.raw_message])
+        self.last_batch_failed = False
+
+    def ready(self) -> bool:
+        return self.started and not self.last_batch_failed
 
     async def start(self) -> None:
         self.pool = await create_pool(self.settings)
@@ -91,9 +98,11 @@ class ConsumerService:
                 log.warning("broker_start_failed", error=repr(exc), delay=backoff.delay)
                 await self.broker.stop()
                 await backoff.wait()
+        self.started = True
         log.info("service_started", service=self.handler.service, topic=self.topic)
 
     async def stop(self) -> None:
+        self.started = False
         await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()
@@ -106,17 +115,20 @@ def run_service(handler: EventHandler[Any], topic_of: str) -> None:
     """Process entrypoint: run until SIGTERM/SIGINT."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, handler.service)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
 
     async def main() -> None:
         service = ConsumerService(settings, handler, getattr(settings.topics, topic_of))
+        health = HealthServer(settings.metrics_port, service.ready) if settings.metrics_port else None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if health is not None:
+            await health.start()
         await service.start()
         await stop.wait()
         await service.stop()
+        if health is not None:
+            await health.stop()
 
     asyncio.run(main())

@@ -1,0 +1,243 @@
+"""``make demo``: beside a running ``make run``, send a realistic sample stream (the Antavo
+seed's example checkouts among them) and print what came out on the output topics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.core.settings import Settings
+
+SEED_CUSTOMER = "dd6e0e99-3a92-4285-ad74-97c2e7783fe0"
+
+
+def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
+    """(key, body) pairs; transaction ids carry the run tag so that every demo run is new."""
+    seed_items = [
+        {
+            "product_id": "001",
+            "product_name": "Super Cool T-Shirt",
+            "product_url": "https://www.example.com/products/super-cool-tshirt-001",
+            "price": 50,
+            "quantity": 2,
+            "discount": 5,
+            "subtotal": 95,
+            "points_rewarded": 20,
+        },
+        {
+            "product_id": "002",
+            "product_name": "Stylish Jeans",
+            "product_url": "https://www.example.com/products/stylish-jeans-002",
+            "price": 55,
+            "quantity": 1,
+            "discount": 5,
+            "subtotal": 50,
+            "points_rewarded": 10,
+        },
+    ]
+    welcome = {
+        "event_id": f"{run}-welcome",
+        "customer": SEED_CUSTOMER,
+        "action": "checkout",
+        "data": {
+            "transaction_id": f"{run}-0001",
+            "total": "80.00",
+            "currency": "EUR",
+            "items": [
+                {
+                    "product_id": "003",
+                    "category": "shoes",
+                    "price": "40.00",
+                    "quantity": 2,
+                    "subtotal": "80.00",
+                }
+            ],
+        },
+    }
+    seed_item_level = {
+        "event_id": f"{run}-seed-items",
+        "customer": SEED_CUSTOMER,
+        "action": "checkout",
+        "data": {
+            "transaction_id": f"{run}-1703545579",
+            "total": 150,
+            "points_burned": 10,
+            "items": seed_items,
+        },
+    }
+    seed_transaction_level = {
+        "event_id": f"{run}-seed-txn",
+        "program": "pending",
+        "customer": SEED_CUSTOMER,
+        "action": "checkout",
+        "data": {
+            "transaction_id": f"{run}-1703545580",
+            "total": 150,
+            "points_burned": 0,
+            "metadata": {"channel": "pos"},
+        },
+    }
+    guest = {
+        "event_id": f"{run}-guest",
+        "guest": "true",
+        "action": "checkout",
+        "data": {"transaction_id": f"{run}-guest", "total": "42.50", "store": "3044"},
+    }
+    claim = {
+        "event_id": f"{run}-claim",
+        "customer": "walk-in-7",
+        "action": "checkout_claim",
+        "data": {"transaction_id": f"{run}-guest"},
+    }
+    too_much_burn = {
+        "event_id": f"{run}-overburn",
+        "customer": "new-customer",
+        "action": "checkout",
+        "data": {"transaction_id": f"{run}-overburn", "total": 20, "points_burned": 500},
+    }
+    usd = {
+        "event_id": f"{run}-usd",
+        "customer": "tourist",
+        "action": "checkout",
+        "data": {"transaction_id": f"{run}-usd", "total": "100", "currency": "USD", "type": "Buy"},
+    }
+    return [
+        (SEED_CUSTOMER, welcome),
+        (SEED_CUSTOMER, seed_item_level),
+        (SEED_CUSTOMER, seed_item_level),  # redelivered: a duplicate, no double points
+        (SEED_CUSTOMER, seed_transaction_level),
+        (f"{run}-guest", guest),
+        ("walk-in-7", claim),
+        ("new-customer", too_much_burn),
+        ("tourist", usd),
+        ("broken", b'{"action": "checkout", "customer": '),  # malformed: to the DLQ
+    ]
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [f"\n== {title} ({len(rows)})", line.format(*header), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in rows]
+    return "\n".join(out)
+
+
+def _effects(effects: dict[str, int]) -> str:
+    return " ".join(f"{k.removeprefix('points_')}={v}" for k, v in effects.items() if v) or "-"
+
+
+async def main() -> None:
+    settings = Settings()
+    topics = settings.topics
+    outputs = [topics.event_results, topics.transaction_status, topics.webhooks, topics.dlq]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in outputs for p in await producer.partitions_for(t)]
+    except Exception as exc:
+        await producer.stop()
+        raise SystemExit(f"output topics missing ({exc}): is `make run` running? It creates them.") from exc
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    await consumer.start()
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:  # resolve the end offsets now, before producing
+        await consumer.position(tp)
+
+    run = time.strftime("demo%H%M%S")
+    stream = sample_stream(run)
+    for key, body in stream:
+        value = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await producer.send_and_wait(topics.checkouts, value, key=key.encode())
+    await producer.stop()
+    print(f"sent {len(stream)} events to {topics.checkouts} (run {run}); waiting for the engine...")
+
+    received: dict[str, list[Any]] = {t: [] for t in outputs}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        batch = await consumer.getmany(timeout_ms=500)
+        for tp, records in batch.items():
+            received[tp.topic].extend(records)
+        if len(received[topics.event_results]) >= len(stream) - 1 and received[topics.dlq]:
+            await asyncio.sleep(1)  # let the last webhooks arrive
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                received[tp.topic].extend(records)
+            break
+    await consumer.stop()
+
+    results = [json.loads(r.value) for r in received[topics.event_results]]
+    print(
+        _table(
+            "loyalty.event-results",
+            ["event", "action", "outcome", "error", "effects"],
+            [
+                [
+                    r["event_id"].removeprefix(run + "-"),
+                    r["action"] or "-",
+                    r["outcome"],
+                    r["error"]["code"] if r["error"] else "-",
+                    _effects(r["effects"]),
+                ]
+                for r in results
+            ],
+        )
+    )
+    statuses = [json.loads(r.value) for r in received[topics.transaction_status]]
+    print(
+        _table(
+            "loyalty.transaction-status",
+            ["program", "transaction", "customer", "change", "points"],
+            [
+                [
+                    s["program"],
+                    s["transaction_id"],
+                    s["customer"] or "(guest)",
+                    f"{s['from_status'] or 'new'} -> {s['to_status']}",
+                    "earned={points_earned} pending={points_pending}".format(**s["transaction"]),
+                ]
+                for s in statuses
+            ],
+        )
+    )
+    hooks = received[topics.webhooks]
+    print(
+        _table(
+            "loyalty.webhooks",
+            ["type", "key", "signed", "detail"],
+            [
+                [
+                    dict(r.headers)["webhook-type"].decode(),
+                    r.key.decode(),
+                    "yes" if "signature" in dict(r.headers) else "no",
+                    str(
+                        json.loads(r.value)["data"].get(
+                            "points", json.loads(r.value)["data"].get("transaction", {}).get("status", "")
+                        )
+                    ),
+                ]
+                for r in hooks
+            ],
+        )
+    )
+    print(
+        _table(
+            "loyalty.dlq",
+            ["key", "error-code", "error-message"],
+            [
+                [
+                    (r.key or b"").decode(),
+                    dict(r.headers)["error-code"].decode(),
+                    dict(r.headers)["error-message"].decode()[:70],
+                ]
+                for r in received[topics.dlq]
+            ],
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
