@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.admin import create_topics
 from services.core.pipeline import EventHandler
+from services.core.programs import dump_programs
 from services.core.runtime import ConsumerService
 from services.core.settings import Settings, Topics
 from services.domain.program import Program
@@ -164,32 +164,9 @@ class Engine:
         return [json.loads(r.value) for r in self.received[name] if where(r)]
 
     # A separate OS process, for crash tests.
-    def service_env(self, tmp: Path) -> dict[str, str]:
-        programs_file = tmp / f"programs-{self.tag}.yaml"
-        programs_file.write_text(
-            yaml.safe_dump(
-                {
-                    "programs": {
-                        n: p.model_dump(mode="json", exclude={"name"}) for n, p in self.programs.items()
-                    }
-                }
-            )
-        )
-        env = {
-            **os.environ,
-            "DATABASE_URL": self.settings.database_url,
-            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap_servers,
-            "LOYALTY_PROGRAMS_FILE": str(programs_file),
-            "LOYALTY_DEFAULT_PROGRAM": self.settings.default_program,
-            "LOYALTY_GROUP_PREFIX": self.settings.group_prefix,
-            "LOYALTY_BATCH_TIMEOUT_MS": "50",
-            "LOYALTY_LOG_LEVEL": "WARNING",
-        }
-        for name, topic in self.settings.topics.model_dump().items():
-            env[f"LOYALTY_TOPICS__{name.upper()}"] = topic
-        return env
-
     async def spawn(self, module: str, tmp: Path, **extra_env: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, cwd=ROOT, env={**self.service_env(tmp), **extra_env}
-        )
+        programs_file = tmp / f"programs-{self.tag}.yaml"
+        programs_file.write_text(dump_programs(self.programs))
+        settings = self.settings.model_copy(update={"programs_file": programs_file, "log_level": "WARNING"})
+        env = {**os.environ, **settings.as_env(), **extra_env}
+        return await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=env)

@@ -48,6 +48,8 @@ class CheckoutItem(_Body):
     def _subtotal_known(self) -> CheckoutItem:
         if self.subtotal is None and self.price is None:
             raise ValueError("an item needs a subtotal or a price")
+        if self.effective_subtotal < 0:
+            raise ValueError("the item's discount exceeds price * quantity")
         return self
 
     @property

@@ -42,3 +42,10 @@ def load_programs(path: Path) -> dict[str, Program]:
     except yaml.YAMLError as exc:
         raise ProgramsConfigError(f"{path} is not valid YAML: {exc}") from exc
     return parse_programs(raw, str(path))
+
+
+def dump_programs(programs: dict[str, Program]) -> str:
+    """The YAML form that :func:`load_programs` reads back."""
+    return yaml.safe_dump(
+        {"programs": {name: p.model_dump(mode="json", exclude={"name"}) for name, p in programs.items()}}
+    )

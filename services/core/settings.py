@@ -60,3 +60,19 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as the environment of a child process (crash tests, the benchmark)."""
+        env = {
+            "DATABASE_URL": self.database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "LOYALTY_PROGRAMS_FILE": str(self.programs_file),
+            "LOYALTY_DEFAULT_PROGRAM": self.default_program,
+            "LOYALTY_GROUP_PREFIX": self.group_prefix,
+            "LOYALTY_BATCH_MAX_RECORDS": str(self.batch_max_records),
+            "LOYALTY_BATCH_TIMEOUT_MS": str(self.batch_timeout_ms),
+            "LOYALTY_LOG_LEVEL": self.log_level,
+        }
+        for name, topic in self.topics.model_dump().items():
+            env[f"LOYALTY_TOPICS__{name.upper()}"] = topic
+        return env

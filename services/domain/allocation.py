@@ -15,6 +15,8 @@ def allocate(whole: int, weights: Sequence[Decimal]) -> list[int]:
     if whole < 0:
         raise ValueError("allocate() splits a non-negative whole")
     if not weights:
+        if whole:
+            raise ValueError("cannot split a non-zero whole into no parts")
         return []
     if any(w < 0 for w in weights):
         raise ValueError("weights are non-negative")

@@ -6,6 +6,7 @@ Every check runs before the first change, so a rejected event leaves state untou
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from jsonschema import Draft202012Validator
@@ -20,15 +21,17 @@ from services.domain.transaction import CampaignPoints, Item, Status, Transactio
 
 
 def _check_metadata(program: Program, event: CheckoutEvent) -> None:
-    if program.metadata_schema is None or event.data.metadata is None:
+    if program.metadata_schema is None:
         return
-    errors = sorted(Draft202012Validator(program.metadata_schema).iter_errors(event.data.metadata), key=str)
+    # With a schema, metadata is validated even when absent (as {}), so required fields hold.
+    metadata = event.data.metadata if event.data.metadata is not None else {}
+    errors = sorted(Draft202012Validator(program.metadata_schema).iter_errors(metadata), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
         raise Rejected("invalid_metadata", f"metadata at {where}: {errors[0].message}")
 
 
-def cart_of(event: CheckoutEvent, rate: Decimal) -> Cart:
+def cart_of(event: CheckoutEvent, rate: Decimal, occurred_at: datetime) -> Cart:
     data = event.data
     return Cart(
         total=data.total,
@@ -45,7 +48,7 @@ def cart_of(event: CheckoutEvent, rate: Decimal) -> Cart:
         rate=rate,
         store=data.store,
         type=data.type.value,
-        occurred_at=event.occurred_at,
+        occurred_at=occurred_at,
         points_rewarded=data.points_rewarded,
     )
 
@@ -88,7 +91,7 @@ def register_checkout(
             f"points_burned {data.points_burned} exceeds spendable {customer.spendable}",
         )
 
-    earn = compute_earn(program, cart_of(event, rate))
+    earn = compute_earn(program, cart_of(event, rate, meta.occurred_at))
     subtotals = [item.effective_subtotal for item in data.items]
     item_burns = allocate(data.points_burned, subtotals) if data.items else []
     pending = program.pending_period

@@ -6,12 +6,12 @@ so that a minimal program is ``{currency: EUR}``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Rounding(StrEnum):
@@ -45,8 +45,8 @@ class CampaignConditions(_Strict):
     products: frozenset[str] = frozenset()
     stores: frozenset[str] = frozenset()
     types: frozenset[str] = frozenset()
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
 
 
 class Campaign(_Strict):
@@ -113,6 +113,11 @@ class Program(_Strict):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _upper_rates(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {currency.upper(): rate for currency, rate in value.items()}
 
     @field_validator("metadata_schema")
     @classmethod

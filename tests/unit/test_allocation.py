@@ -85,7 +85,8 @@ def test_examples(whole: int, weights: list[Decimal], expected: list[int]) -> No
 
 def test_no_weights_gives_no_parts() -> None:
     assert allocate(0, []) == []
-    assert allocate(5, []) == []
+    with pytest.raises(ValueError):
+        allocate(5, [])
 
 
 def test_negative_whole_raises() -> None:

@@ -266,11 +266,6 @@ def test_campaign_bonus_uses_program_rounding() -> None:
     assert compute_earn(p, Cart(total=D(41))).campaigns == (CampaignBonus("c", 5),)
 
 
-@pytest.mark.xfail(
-    reason="Program accepts naive campaign datetimes (e.g. YAML `starts_at: 2024-01-01`), then "
-    "compute_earn crashes comparing them with the aware occurred_at (TypeError)",
-    strict=True,
-)
 def test_naive_campaign_window_is_rejected_at_load_or_handled() -> None:
     try:
         p = campaign_program({"starts_at": "2024-01-01T00:00:00"})

@@ -126,11 +126,6 @@ def test_shipped_programs_file_is_valid() -> None:
     assert set(programs) == set(raw["programs"])
 
 
-@pytest.mark.xfail(
-    reason="currency is upper-cased on load and rate_from() upper-cases the lookup, but the "
-    "exchange_rates keys are not, so `exchange_rates: {usd: ...}` silently never matches",
-    strict=True,
-)
 def test_exchange_rate_keys_are_case_insensitive() -> None:
     p = parse_programs({"programs": {"acme": {"exchange_rates": {"usd": "0.92"}}}})["acme"]
     assert p.rate_from("USD") == Decimal("0.92")
