@@ -1,10 +1,10 @@
 """The batch pipeline every consumer shares (docs/batching.md, docs/idempotency.md).
 
-For each partition of a polled batch, in offset order and inside one database transaction:
+For a polled batch, partition by partition in offset order, inside one database transaction:
 decode every record; claim inbox keys (duplicates fall out); lock the customers and
 transactions the new events touch; let the service's domain handler apply each event in
-order; write state, ledger, history and outbox rows set-based; commit. Only after every
-partition of the batch has committed does the caller commit Kafka offsets.
+order; write state, ledger, history and outbox rows set-based; commit. Only after that commit
+does the caller commit Kafka offsets.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E")
 
 EVENTS = Counter("loyalty_events_total", "Inbound events by outcome", ["service", "outcome"])
-BATCH_SECONDS = Histogram("loyalty_batch_seconds", "Time to apply one partition batch", ["service"])
+BATCH_SECONDS = Histogram("loyalty_batch_seconds", "Time to apply one polled batch", ["service"])
 
 
 class EventHandler(Protocol[E]):
@@ -68,15 +68,15 @@ class BatchPipeline:
         return decode(record, self.handler.adapter, self.handler.actions, self.settings.default_program)
 
     async def process(self, records: Sequence[RawRecord]) -> None:
+        # A poll may mix partitions: regroup them, each in offset order. The whole poll is one
+        # database transaction (one commit per poll, not per partition); partitions never
+        # share ordering constraints, so applying them one after the other is correct.
         partitions: dict[tuple[str, int], list[RawRecord]] = {}
         for record in records:
             partitions.setdefault((record.topic, record.partition), []).append(record)
-        for part in partitions.values():
-            items = [self.decode(r) for r in sorted(part, key=lambda r: r.offset)]
-            with BATCH_SECONDS.labels(self.handler.service).time():
-                await in_transaction(
-                    self.pool, self.settings, "apply_batch", partial(self._apply, items=items)
-                )
+        items = [self.decode(r) for part in partitions.values() for r in sorted(part, key=lambda r: r.offset)]
+        with BATCH_SECONDS.labels(self.handler.service).time():
+            await in_transaction(self.pool, self.settings, "apply_batch", partial(self._apply, items=items))
         self.on_commit()
 
     async def _apply(self, conn: asyncpg.Connection, items: list[Decoded[Any] | Invalid]) -> None:

@@ -118,7 +118,11 @@ def run_service(handler: EventHandler[Any], topic_of: str) -> None:
 
     async def main() -> None:
         service = ConsumerService(settings, handler, getattr(settings.topics, topic_of))
-        health = HealthServer(settings.metrics_port, service.ready) if settings.metrics_port else None
+        health = (
+            HealthServer(settings.metrics_port, service.ready, settings.metrics_host)
+            if settings.metrics_port
+            else None
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

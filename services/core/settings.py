@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=5.0, gt=0)
     db_pool_size: int = Field(default=4, ge=1)
     metrics_port: int | None = None
+    # 127.0.0.1 on a workstation; 0.0.0.0 in a container, so probes and scrapers reach it.
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 
