@@ -147,7 +147,7 @@ async def main() -> None:
     count = int(os.environ.get("LOYALTY_BENCH_EVENTS", "100000"))
     base = Settings()
     tag = time.strftime("bench%Y%m%d%H%M%S")
-    program = Program(name=tag, currency="EUR", earn={"category_multipliers": {"shoes": 2}})  # type: ignore[arg-type]
+    program = Program(name=tag, currency="EUR", earn={"category_multipliers": {"shoes": 2}})
     programs_file = Path(tempfile.mkdtemp()) / "programs.yaml"
     programs_file.write_text(dump_programs({tag: program}))
     settings = base.model_copy(
