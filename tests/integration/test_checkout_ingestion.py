@@ -134,17 +134,24 @@ async def test_transaction_level_pending_checkout(checkout_engine, program_facto
                 5,
                 event_id="explicit-auto",
                 auto_accept="2030-01-01T00:00:00Z",
-                occurred_at="2026-01-01T00:00:00Z",
+                metadata={"channel": "pos"},
             )
+            | {"occurred_at": "2026-01-01T00:00:00Z"}
         )
-        results = await engine.results(3)
+        await engine.send(checkout("c1", "t4", 5, event_id="no-meta"))
+        results = await engine.results(4)
     assert results["ok"]["effects"]["points_pending"] == 21  # 10.25 * 2 = 20.5, half up
     assert results["bad-meta"]["outcome"] == "rejected"
     assert results["bad-meta"]["error"]["code"] == "invalid_metadata"
+    # With a schema, absent metadata is validated as {}: the required field is missing.
+    assert results["no-meta"]["error"]["code"] == "invalid_metadata"
     txn = await dbq.transaction(program.name, "t1")
     assert txn["status"] == "pending" and txn["type"] == "Buy" and txn["points_pending"] == 21
     assert txn["accepted_at"] is None and txn["auto_accept_at"] is not None
-    assert (await dbq.transaction(program.name, "t3"))["auto_accept_at"].startswith("2030-01-01T00:00:00")
+    t3 = await dbq.transaction(program.name, "t3")
+    assert t3["auto_accept_at"].startswith("2030-01-01T00:00:00") and t3["created_at"].startswith(
+        "2026-01-01"
+    )
     assert await dbq.transaction(program.name, "t2") is None
     customer = await dbq.customer(program.name, "c1")
     # Pending: no score yet and purchase attributes untouched until accepted.

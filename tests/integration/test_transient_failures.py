@@ -1,0 +1,50 @@
+"""A database outage is transient: nothing is skipped, lost or doubled, and processing
+resumes by itself when the database is back."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from services.checkout.handler import CheckoutIngestion
+from tests.harness import Engine
+from tests.integration.conftest import Db
+from tests.integration.test_checkout_ingestion import checkout
+from tests.proxy import CuttableProxy
+
+pytestmark = pytest.mark.integration
+
+
+async def test_database_outage_is_retried_without_loss(
+    kafka_bootstrap, database_url, program_factory, dbq: Db
+):
+    parts = urlsplit(database_url)
+    proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"))
+    program = program_factory("outage")
+    engine = Engine(
+        kafka_bootstrap, via_proxy, CheckoutIngestion(), "checkouts", [program], retry_max_seconds=0.5
+    )
+    async with engine:
+        await engine.send(checkout("steady", "before", 10, event_id="before"))
+        await engine.results(1)
+
+        await proxy.cut()
+        await engine.send_many(
+            [checkout("steady", f"during-{n}", 1, event_id=f"during-{n}") for n in range(20)]
+        )
+        await asyncio.sleep(2)
+        assert len(engine.received["event_results"]) == 1, "nothing can be applied while the database is down"
+
+        await proxy.restore()
+        results = await engine.results(21, timeout=60)
+    await proxy.cut()
+
+    assert all(results[f"during-{n}"]["outcome"] == "applied" for n in range(20))
+    customer = await dbq.customer(program.name, "steady")
+    assert customer["score"] == 30 and customer["purchase_count"] == 21
+    assert await dbq.count("points_ledger", program.name) == 21
+    assert await dbq.ledger_mismatches(program.name) == []
