@@ -10,35 +10,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.contract.examples import (
+    SEED_CUSTOMER,
+    SEED_TRANSACTION_ID,
+    seed_item_level_checkout,
+    seed_transaction_level_checkout,
+)
 from services.core.settings import Settings
-
-SEED_CUSTOMER = "dd6e0e99-3a92-4285-ad74-97c2e7783fe0"
 
 
 def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
     """(key, body) pairs; transaction ids carry the run tag so that every demo run is new."""
-    seed_items = [
-        {
-            "product_id": "001",
-            "product_name": "Super Cool T-Shirt",
-            "product_url": "https://www.example.com/products/super-cool-tshirt-001",
-            "price": 50,
-            "quantity": 2,
-            "discount": 5,
-            "subtotal": 95,
-            "points_rewarded": 20,
-        },
-        {
-            "product_id": "002",
-            "product_name": "Stylish Jeans",
-            "product_url": "https://www.example.com/products/stylish-jeans-002",
-            "price": 55,
-            "quantity": 1,
-            "discount": 5,
-            "subtotal": 50,
-            "points_rewarded": 10,
-        },
-    ]
     welcome = {
         "event_id": f"{run}-welcome",
         "customer": SEED_CUSTOMER,
@@ -58,28 +40,17 @@ def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
             ],
         },
     }
-    seed_item_level = {
-        "event_id": f"{run}-seed-items",
-        "customer": SEED_CUSTOMER,
-        "action": "checkout",
-        "data": {
-            "transaction_id": f"{run}-1703545579",
-            "total": 150,
-            "points_burned": 10,
-            "items": seed_items,
-        },
-    }
-    seed_transaction_level = {
-        "event_id": f"{run}-seed-txn",
+    seed_item_level = seed_item_level_checkout() | {"event_id": f"{run}-seed-items"}
+    seed_item_level["data"]["transaction_id"] = f"{run}-{SEED_TRANSACTION_ID}"
+    seed_transaction_level = seed_transaction_level_checkout() | {"event_id": f"{run}-seed-txn"}
+    seed_transaction_level["data"]["transaction_id"] = f"{run}-{SEED_TRANSACTION_ID}-t"
+    # The "pending" program holds purchases for 14 days and requires metadata.channel.
+    pending = {
+        "event_id": f"{run}-pending",
         "program": "pending",
         "customer": SEED_CUSTOMER,
         "action": "checkout",
-        "data": {
-            "transaction_id": f"{run}-1703545580",
-            "total": 150,
-            "points_burned": 0,
-            "metadata": {"channel": "pos"},
-        },
+        "data": {"transaction_id": f"{run}-pos-77", "total": "150.00", "metadata": {"channel": "pos"}},
     }
     guest = {
         "event_id": f"{run}-guest",
@@ -110,6 +81,7 @@ def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
         (SEED_CUSTOMER, seed_item_level),
         (SEED_CUSTOMER, seed_item_level),  # redelivered: a duplicate, no double points
         (SEED_CUSTOMER, seed_transaction_level),
+        (SEED_CUSTOMER, pending),
         (f"{run}-guest", guest),
         ("walk-in-7", claim),
         ("new-customer", too_much_burn),

@@ -66,14 +66,19 @@ class Backoff:
         self.delay = min(self.delay * 2, self.cap)
 
 
-async def retrying(what: str, settings: Settings, attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run ``attempt`` until it succeeds or fails with a non-transient error."""
+async def retrying(
+    what: str,
+    settings: Settings,
+    attempt: Callable[[], Awaitable[T]],
+    retry_on: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Run ``attempt`` until it succeeds or fails with an error ``retry_on`` rejects."""
     backoff = Backoff(settings)
     while True:
         try:
             return await attempt()
         except Exception as exc:
-            if not is_transient(exc):
+            if not retry_on(exc):
                 raise
             log.warning("transient_failure_retrying", what=what, error=repr(exc), delay=backoff.delay)
             await backoff.wait()

@@ -20,7 +20,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from services.core.db import Backoff, is_transient
+from services.core.db import Backoff, is_transient, retrying
 from services.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -54,14 +54,8 @@ class OutboxRelay:
             linger_ms=5,
             max_batch_size=256 * 1024,
         )
-        backoff = Backoff(self.settings)
-        while True:
-            try:
-                await self.producer.start()
-                break
-            except Exception as exc:
-                log.warning("relay_producer_start_failed", error=repr(exc), delay=backoff.delay)
-                await backoff.wait()
+        # The broker may not be up yet: any start failure is worth another try.
+        await retrying("start_relay_producer", self.settings, self.producer.start, retry_on=lambda exc: True)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     def notify(self) -> None:

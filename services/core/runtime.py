@@ -18,7 +18,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.core.db import Backoff, create_pool
+from services.core.db import create_pool, retrying
 from services.core.health import HealthServer
 from services.core.logs import configure_logging
 from services.core.pipeline import BatchPipeline, EventHandler
@@ -89,15 +89,16 @@ class ConsumerService:
         self.pipeline = BatchPipeline(
             self.settings, self.programs, self.pool, self.handler, self.relay.notify
         )
-        backoff = Backoff(self.settings)
-        while True:
+
+        async def start_broker() -> None:
             try:
                 await self.broker.start()
-                break
-            except Exception as exc:
-                log.warning("broker_start_failed", error=repr(exc), delay=backoff.delay)
+            except Exception:
                 await self.broker.stop()
-                await backoff.wait()
+                raise
+
+        # The broker may not be up yet: any start failure is worth another try.
+        await retrying("start_broker", self.settings, start_broker, retry_on=lambda exc: True)
         self.started = True
         log.info("service_started", service=self.handler.service, topic=self.topic)
 

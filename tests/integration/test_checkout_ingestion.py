@@ -13,41 +13,12 @@ from typing import Any
 
 import pytest
 
+from services.contract.examples import seed_item_level_checkout
 from tests.integration.conftest import Db
 
 pytestmark = pytest.mark.integration
 
-SEED_ITEM_LEVEL: dict[str, Any] = {
-    "customer": "dd6e0e99-3a92-4285-ad74-97c2e7783fe0",
-    "action": "checkout",
-    "data": {
-        "transaction_id": "1703545579",
-        "total": 150,
-        "points_burned": 10,
-        "items": [
-            {
-                "product_id": "001",
-                "product_name": "Super Cool T-Shirt",
-                "product_url": "https://www.example.com/products/super-cool-tshirt-001",
-                "price": 50,
-                "quantity": 2,
-                "discount": 5,
-                "subtotal": 95,
-                "points_rewarded": 20,
-            },
-            {
-                "product_id": "002",
-                "product_name": "Stylish Jeans",
-                "product_url": "https://www.example.com/products/stylish-jeans-002",
-                "price": 55,
-                "quantity": 1,
-                "discount": 5,
-                "subtotal": 50,
-                "points_rewarded": 10,
-            },
-        ],
-    },
-}
+SEED_ITEM_LEVEL = seed_item_level_checkout()
 
 
 def checkout(

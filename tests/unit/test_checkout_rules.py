@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from services.contract.examples import SEED_CUSTOMER, seed_item_level_checkout
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, Movement
@@ -17,41 +18,11 @@ from services.domain.effects import Effects, EventMeta, Rejected
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
 
-CUSTOMER = "dd6e0e99-3a92-4285-ad74-97c2e7783fe0"
+CUSTOMER = SEED_CUSTOMER
 AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 PENDING_SECONDS = 14 * 24 * 3600
 
-SEED_ITEM_LEVEL: dict[str, Any] = {
-    "customer": CUSTOMER,
-    "action": "checkout",
-    "data": {
-        "transaction_id": 1703545579,
-        "total": 150,
-        "points_burned": 10,
-        "items": [
-            {
-                "product_id": "001",
-                "product_name": "Super Cool T-Shirt",
-                "product_url": "https://www.example.com/products/super-cool-tshirt-001",
-                "price": 50,
-                "quantity": 2,
-                "discount": 5,
-                "subtotal": 95,
-                "points_rewarded": 20,
-            },
-            {
-                "product_id": "002",
-                "product_name": "Stylish Jeans",
-                "product_url": "https://www.example.com/products/stylish-jeans-002",
-                "price": 55,
-                "quantity": 1,
-                "discount": 5,
-                "subtotal": 50,
-                "points_rewarded": 10,
-            },
-        ],
-    },
-}
+SEED_ITEM_LEVEL = seed_item_level_checkout()
 
 BIG_BASKET = {"id": "big-basket", "points": 15, "conditions": {"min_total": 100}}
 
