@@ -110,7 +110,11 @@ async def test_transaction_level_pending_checkout(checkout_engine, program_facto
             | {"occurred_at": "2026-01-01T00:00:00Z"}
         )
         await engine.send(checkout("c1", "t4", 5, event_id="no-meta"))
-        results = await engine.results(4)
+        # Partner override: points_rewarded is used as is, whatever the earn rules say.
+        await engine.send(
+            checkout("c1", "t5", 5, event_id="partner", points_rewarded=500, metadata={"channel": "app"})
+        )
+        results = await engine.results(5)
     assert results["ok"]["effects"]["points_pending"] == 21  # 10.25 * 2 = 20.5, half up
     assert results["bad-meta"]["outcome"] == "rejected"
     assert results["bad-meta"]["error"]["code"] == "invalid_metadata"
@@ -126,7 +130,8 @@ async def test_transaction_level_pending_checkout(checkout_engine, program_facto
     assert await dbq.transaction(program.name, "t2") is None
     customer = await dbq.customer(program.name, "c1")
     # Pending: no score yet and purchase attributes untouched until accepted.
-    assert (customer["pending"], customer["score"], customer["purchase_count"]) == (31, 0, 0)
+    assert results["partner"]["effects"]["points_pending"] == 500
+    assert (customer["pending"], customer["score"], customer["purchase_count"]) == (531, 0, 0)
 
 
 async def test_burn_larger_than_spendable_rejects_whole_checkout(checkout_engine, program_factory, dbq: Db):
