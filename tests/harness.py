@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.admin import create_topics
 from services.core.pipeline import EventHandler
 from services.core.programs import dump_programs
-from services.core.runtime import ConsumerService
+from services.core.runtime import BackgroundFactory, ConsumerService
 from services.core.settings import Settings, Topics
 from services.domain.program import Program
 
@@ -36,8 +36,7 @@ class Engine:
         self,
         kafka: str,
         database_url: str,
-        handler: EventHandler[Any],
-        topic: str,
+        handlers: list[EventHandler],
         programs: list[Program],
         partitions: int = 3,
         **settings: Any,
@@ -56,9 +55,9 @@ class Engine:
             retry_initial_seconds=0.05,
             **settings,
         )
-        self.handler = handler
-        self.topic_attr = topic
-        self.service: ConsumerService | None = None
+        self.handlers = handlers
+        self.background: dict[str, list[BackgroundFactory]] = {}
+        self.services: list[ConsumerService] = []
         self.received: dict[str, list[Any]] = defaultdict(list)
         self._producer: AIOKafkaProducer | None = None
         self._collector: AIOKafkaConsumer | None = None
@@ -66,7 +65,11 @@ class Engine:
 
     @property
     def topic(self) -> str:
-        return str(getattr(self.settings.topics, self.topic_attr))
+        """The input topic of the first service: where ``send`` goes by default."""
+        return str(getattr(self.settings.topics, self.handlers[0].topic))
+
+    def input(self, name: str) -> str:
+        return str(getattr(self.settings.topics, name))
 
     def output(self, name: str) -> str:
         return str(getattr(self.settings.topics, name))
@@ -89,13 +92,17 @@ class Engine:
         return self
 
     async def start_service(self) -> None:
-        self.service = ConsumerService(self.settings, self.handler, self.topic, self.programs)
-        await self.service.start()
+        for handler in self.handlers:
+            service = ConsumerService(
+                self.settings, handler, self.programs, self.background.get(handler.service, ())
+            )
+            await service.start()
+            self.services.append(service)
 
     async def stop_service(self) -> None:
-        if self.service is not None:
-            await self.service.stop()
-            self.service = None
+        for service in self.services:
+            await service.stop()
+        self.services.clear()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_service()
@@ -120,13 +127,18 @@ class Engine:
         key: str | None = None,
         headers: list[tuple[str, bytes]] | None = None,
         partition: int | None = None,
+        topic: str | None = None,
     ) -> None:
         assert self._producer is not None
         value = body if isinstance(body, bytes) else json.dumps(body).encode()
         if key is None and isinstance(body, dict):
             key = body.get("customer") or body.get("data", {}).get("transaction_id")
         await self._producer.send_and_wait(
-            self.topic, value, key=key.encode() if key else None, headers=headers or [], partition=partition
+            self.input(topic) if topic else self.topic,
+            value,
+            key=key.encode() if key else None,
+            headers=headers or [],
+            partition=partition,
         )
 
     async def send_many(self, bodies: list[dict[str, Any]]) -> None:

@@ -1,6 +1,6 @@
 """``python -m services.checkout``: the checkout ingestion consumer process."""
 
-from services.checkout.handler import CheckoutIngestion
+from services.actions import checkout_ingestion
 from services.core.runtime import run_service
 
-run_service(CheckoutIngestion(), "checkouts")
+run_service(checkout_ingestion())

@@ -108,3 +108,56 @@ class CheckoutClaimEvent(_Event):
 
 
 CheckoutsTopicEvent = Annotated[CheckoutEvent | CheckoutClaimEvent, Field(discriminator="action")]
+
+
+class CheckoutUpdateData(_Body):
+    """What ``checkout_update`` replaces: total, items, burn, partner points, auto-accept date."""
+
+    transaction_id: Id
+    total: NonNegativeMoney
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    points_burned: Points | None = None
+    points_rewarded: Points | None = None
+    items: list[CheckoutItem] = Field(default_factory=list, max_length=1000)
+    store: Id | None = None
+    auto_accept: AwareDatetime | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class _LifecycleEvent(_Event):
+    # Optional: a guest checkout's lifecycle events carry no customer.
+    customer: Id | None = None
+
+
+class CheckoutUpdateEvent(_LifecycleEvent):
+    action: Literal["checkout_update"]
+    data: CheckoutUpdateData
+
+
+class CheckoutAcceptEvent(_LifecycleEvent):
+    action: Literal["checkout_accept"]
+    data: TransactionRef
+
+
+class CheckoutRejectEvent(_LifecycleEvent):
+    action: Literal["checkout_reject"]
+    data: TransactionRef
+
+
+class PointUnspendEvent(_LifecycleEvent):
+    action: Literal["point_unspend"]
+    data: TransactionRef
+
+
+LifecycleTopicEvent = Annotated[
+    CheckoutUpdateEvent | CheckoutAcceptEvent | CheckoutRejectEvent | PointUnspendEvent,
+    Field(discriminator="action"),
+]
+
+
+class AutoExpireEvent(_LifecycleEvent):
+    """Internal, never on a topic: the pending-period timer's accept or reject of a due
+    transaction. ``occurred_at`` is the due time it was claimed for."""
+
+    action: Literal["auto_expire"]
+    data: TransactionRef

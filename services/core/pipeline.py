@@ -1,17 +1,19 @@
-"""The batch pipeline every consumer shares (docs/batching.md, docs/idempotency.md).
+"""The batch pipeline every consumer shares (docs/batching.md, docs/idempotency.md,
+docs/parking.md).
 
 For a polled batch, partition by partition in offset order, inside one database transaction:
 decode every record; claim inbox keys (duplicates fall out); lock the customers and
-transactions the new events touch; let the service's domain handler apply each event in
-order; write state, ledger, history and outbox rows set-based; commit. Only after that commit
-does the caller commit Kafka offsets.
+transactions the new events touch (and load their parked events); apply each event in order
+with the pure domain; after each applied event, retry the events parked on its transaction;
+write state, ledger, history, parked events and outbox rows set-based; commit. Only after that
+commit does the caller commit Kafka offsets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -19,33 +21,35 @@ from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
 from services.core import repository
+from services.core.actions import Action
 from services.core.db import in_transaction
 from services.core.outbox import OutboxBuilder
 from services.core.records import Decoded, Invalid, RawRecord, decode
 from services.core.settings import Settings
-from services.core.unit_of_work import Key, UnitOfWork
-from services.domain.effects import Effects, EventMeta, Rejected
+from services.core.unit_of_work import Key, ParkedEvent, UnitOfWork
+from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
 
 log = structlog.get_logger(__name__)
-E = TypeVar("E")
 
 EVENTS = Counter("loyalty_events_total", "Inbound events by outcome", ["service", "outcome"])
 BATCH_SECONDS = Histogram("loyalty_batch_seconds", "Time to apply one polled batch", ["service"])
 
 
-class EventHandler(Protocol[E]):
-    """What a consumer plugs into the pipeline: its topic's events and their domain rules."""
+class EventHandler(Protocol):
+    """What a consumer plugs into the pipeline (``services.core.actions.TopicHandler``)."""
 
     service: str
-    adapter: TypeAdapter[E]
+    topic: str
+    adapter: TypeAdapter[Any]
     actions: frozenset[str]
+    registry: Mapping[str, Action]
 
-    def lock_keys(self, decoded: Decoded[E]) -> tuple[list[Key], list[Key]]:
-        """(customers, transactions) the event reads or changes."""
 
-    def apply(self, uow: UnitOfWork, program: Program, decoded: Decoded[E], effects: Effects) -> None:
-        """Apply one event to the loaded state, or raise Rejected having changed nothing."""
+def _meta(decoded: Decoded[Any]) -> EventMeta:
+    return EventMeta(
+        decoded.program, decoded.event_key, decoded.event_id, decoded.action, decoded.occurred_at
+    )
 
 
 class BatchPipeline:
@@ -54,13 +58,14 @@ class BatchPipeline:
         settings: Settings,
         programs: dict[str, Program],
         pool: asyncpg.Pool,
-        handler: EventHandler[Any],
+        handler: EventHandler,
         on_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.programs = programs
         self.pool = pool
         self.handler = handler
+        self.registry = handler.registry
         self.builder = OutboxBuilder(settings.topics)
         self.on_commit = on_commit
 
@@ -75,11 +80,17 @@ class BatchPipeline:
         for record in records:
             partitions.setdefault((record.topic, record.partition), []).append(record)
         items = [self.decode(r) for part in partitions.values() for r in sorted(part, key=lambda r: r.offset)]
+        await self.run(items)
+
+    async def run(self, items: Sequence[Decoded[Any] | Invalid]) -> None:
+        """Apply decoded items in one database transaction (retried whole when transient)."""
         with BATCH_SECONDS.labels(self.handler.service).time():
-            await in_transaction(self.pool, self.settings, "apply_batch", partial(self._apply, items=items))
+            await in_transaction(
+                self.pool, self.settings, "apply_batch", partial(self.apply_items, items=items)
+            )
         self.on_commit()
 
-    async def _apply(self, conn: asyncpg.Connection, items: list[Decoded[Any] | Invalid]) -> None:
+    async def apply_items(self, conn: asyncpg.Connection, items: Sequence[Decoded[Any] | Invalid]) -> None:
         new_keys = await repository.claim_inbox(
             conn, [(i.program, i.event_key, i.action, i.record.source) for i in items]
         )
@@ -95,7 +106,7 @@ class BatchPipeline:
         transactions: list[Key] = []
         for item, is_new in zip(items, fresh, strict=True):
             if is_new and isinstance(item, Decoded) and item.program in self.programs:
-                c, t = self.handler.lock_keys(item)
+                c, t = self.registry[item.action].lock_keys(item.program, item.event)
                 customers += c
                 transactions += t
         await repository.load(conn, uow, customers, transactions)
@@ -140,11 +151,33 @@ class BatchPipeline:
                 )
             )
             return "rejected"
-        effects = Effects(
-            EventMeta(item.program, item.event_key, item.event_id, item.action, item.occurred_at)
-        )
+        outcome = self._attempt(uow, program, item)
+        if isinstance(outcome, Parked):
+            uow.park(
+                ParkedEvent(
+                    program=item.program,
+                    transaction_id=item.transaction_id or "",
+                    event_key=item.event_key,
+                    event_id=item.event_id,
+                    action=item.action,
+                    body=item.event.model_dump(mode="json"),
+                    occurred_at=item.occurred_at,
+                    source=item.record.source,
+                    reason=outcome.code,
+                )
+            )
+            uow.outbox.append(self.builder.decoded_result(item, "parked", (outcome.code, outcome.message)))
+            return "parked"
+        if outcome == "applied" and item.transaction_id is not None:
+            self._release(uow, program, item.transaction_id)
+        return outcome
+
+    def _attempt(self, uow: UnitOfWork, program: Program, item: Decoded[Any]) -> str | Parked:
+        """Apply one event, recording its effects and its final result; a parked event's
+        result is left to the caller (parked now, or still parked on a retry)."""
+        effects = Effects(_meta(item))
         try:
-            self.handler.apply(uow, program, item, effects)
+            self.registry[item.action].apply(uow, program, item.event, effects)
         except Rejected as rejected:
             log.info(
                 "event_rejected",
@@ -158,7 +191,39 @@ class BatchPipeline:
                 self.builder.decoded_result(item, "rejected", (rejected.code, rejected.message))
             )
             return "rejected"
+        except Parked as parked:
+            uow.record(effects)  # a draft may have been created
+            uow.outbox.extend(self.builder.effects(program, effects))
+            return parked
         uow.record(effects)
         uow.outbox.extend(self.builder.effects(program, effects))
         uow.outbox.append(self.builder.decoded_result(item, "applied", effects=effects))
         return "applied"
+
+    def _release(self, uow: UnitOfWork, program: Program, transaction_id: str) -> None:
+        """Retry the events parked on a transaction that just changed, in arrival order, until
+        none moves: each is applied or rejected (its final result), or stays parked."""
+        waiting = uow.parked.get((program.name, transaction_id))
+        progress = True
+        while waiting and progress:
+            progress = False
+            for parked in list(waiting):
+                action = self.registry[parked.action]
+                event = action.model.model_validate(parked.body)
+                if not uow.holds(*action.lock_keys(program.name, event)):
+                    continue  # its rows are not locked in this batch: it waits for the next change
+                decoded = Decoded(
+                    record=RawRecord(parked.source, -1, -1, None, None, (), 0),
+                    event=event,
+                    program=parked.program,
+                    event_id=parked.event_id,
+                    action=parked.action,
+                    occurred_at=parked.occurred_at,
+                    transaction_id=parked.transaction_id,
+                )
+                outcome = self._attempt(uow, program, decoded)
+                if isinstance(outcome, Parked):
+                    continue
+                EVENTS.labels(self.handler.service, f"released_{outcome}").inc()
+                uow.unpark(parked)
+                progress = True

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
-from services.core.db import RetryableConflict
+from services.core.db import RetryableConflict, dumps
 from services.core.outbox import write_outbox
-from services.core.unit_of_work import Key, UnitOfWork
+from services.core.unit_of_work import Key, ParkedEvent, UnitOfWork
 from services.domain.customer import Customer
 from services.domain.transaction import Transaction
 
@@ -88,6 +88,18 @@ async def load(
             key = (txn.program, txn.transaction_id)
             uow.transactions[key] = txn
             uow.stored_transactions.add(key)
+        for row in await conn.fetch(
+            """
+            SELECT id, program, transaction_id, event_key, event_id, action, body, occurred_at, source, reason
+            FROM parked_events
+            WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY id
+            """,
+            programs,
+            ids,
+        ):
+            parked = ParkedEvent(**dict(row))
+            uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
 
 
 def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
@@ -218,9 +230,35 @@ async def _save_history(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
     )
 
 
+async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    if uow.released_parked:
+        await conn.execute("DELETE FROM parked_events WHERE id = ANY($1::bigint[])", uow.released_parked)
+    parked = uow.new_parked
+    if parked:
+        await conn.execute(
+            """
+            INSERT INTO parked_events (program, transaction_id, event_key, event_id, action, body,
+                                       occurred_at, source, reason)
+            SELECT p, t, k, e, a, b::jsonb, o, s, r
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::timestamptz[], $8::text[], $9::text[]) AS u(p, t, k, e, a, b, o, s, r)
+            """,
+            [e.program for e in parked],
+            [e.transaction_id for e in parked],
+            [e.event_key for e in parked],
+            [e.event_id for e in parked],
+            [e.action for e in parked],
+            [dumps(e.body) for e in parked],
+            [e.occurred_at for e in parked],
+            [e.source for e in parked],
+            [e.reason for e in parked],
+        )
+
+
 async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
     await _save_customers(conn, uow)
     await _save_transactions(conn, uow)
     await _save_ledger(conn, uow)
     await _save_history(conn, uow)
+    await _save_parked(conn, uow)
     await write_outbox(conn, uow.outbox, lanes)

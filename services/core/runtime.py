@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -43,17 +44,29 @@ def raw_record(record: Any) -> RawRecord:
     )
 
 
+class Background(Protocol):
+    """A component running beside the consumer (the pending-period timer)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+BackgroundFactory = Callable[["ConsumerService"], Background]
+
+
 class ConsumerService:
     def __init__(
         self,
         settings: Settings,
-        handler: EventHandler[Any],
-        topic: str,
+        handler: EventHandler,
         programs: dict[str, Program] | None = None,
+        background: Sequence[BackgroundFactory] = (),
     ) -> None:
         self.settings = settings
         self.handler = handler
-        self.topic = topic
+        self.topic: str = getattr(settings.topics, handler.topic)
+        self.background_factories = background
+        self.background: list[Background] = []
         self.programs = programs if programs is not None else load_programs(settings.programs_file)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
@@ -62,7 +75,7 @@ class ConsumerService:
         self.last_batch_failed = False
         self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
         subscriber = self.broker.subscriber(
-            topic,
+            self.topic,
             group_id=f"{settings.group_prefix}{handler.service}",
             batch=True,
             max_records=settings.batch_max_records,
@@ -99,11 +112,18 @@ class ConsumerService:
 
         # The broker may not be up yet: any start failure is worth another try.
         await retrying("start_broker", self.settings, start_broker, retry_on=lambda exc: True)
+        for factory in self.background_factories:
+            component = factory(self)
+            await component.start()
+            self.background.append(component)
         self.started = True
         log.info("service_started", service=self.handler.service, topic=self.topic)
 
     async def stop(self) -> None:
         self.started = False
+        for component in self.background:
+            await component.stop()
+        self.background.clear()
         await self.broker.stop()
         if self.relay is not None:
             await self.relay.stop()
@@ -112,13 +132,13 @@ class ConsumerService:
         log.info("service_stopped", service=self.handler.service)
 
 
-def run_service(handler: EventHandler[Any], topic_of: str) -> None:
+def run_service(handler: EventHandler, background: Sequence[BackgroundFactory] = ()) -> None:
     """Process entrypoint: run until SIGTERM/SIGINT."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, handler.service)
 
     async def main() -> None:
-        service = ConsumerService(settings, handler, getattr(settings.topics, topic_of))
+        service = ConsumerService(settings, handler, background=background)
         health = (
             HealthServer(settings.metrics_port, service.ready, settings.metrics_host)
             if settings.metrics_port

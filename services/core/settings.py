@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = Field(default=0.2, gt=0)
     relay_lanes: int = Field(default=32, ge=1)
     relay_lanes_per_claim: int = Field(default=8, ge=1)
+    # Pending-period timer (pending-lifecycle service): the delay from due time to transition
+    # is at most about one poll interval.
+    timer_poll_seconds: float = Field(default=2.0, gt=0)
+    timer_batch: int = Field(default=500, ge=1)
     # Retry of transient failures (database or broker down): exponential back-off, capped.
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=5.0, gt=0)

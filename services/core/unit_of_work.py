@@ -4,6 +4,8 @@ domain, then written back set-based by :mod:`services.core.repository`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from services.core.outbox import OutboxMessage
 from services.domain.customer import Customer, LedgerEntry
@@ -21,7 +23,23 @@ class HistoryRow:
     to_status: str
     event_key: str
     action: str
-    at: object
+    at: datetime
+
+
+@dataclass
+class ParkedEvent:
+    """A stored parked event; ``id`` is None until it is written."""
+
+    program: str
+    transaction_id: str
+    event_key: str
+    event_id: str
+    action: str
+    body: dict[str, Any]
+    occurred_at: datetime
+    source: str
+    reason: str
+    id: int | None = None
 
 
 @dataclass
@@ -34,6 +52,26 @@ class UnitOfWork:
     ledger: list[LedgerEntry] = field(default_factory=list)
     history: list[HistoryRow] = field(default_factory=list)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    parked: dict[Key, list[ParkedEvent]] = field(default_factory=dict)  # by transaction
+    new_parked: list[ParkedEvent] = field(default_factory=list)
+    released_parked: list[int] = field(default_factory=list)
+
+    def holds(self, customers: list[Key], transactions: list[Key]) -> bool:
+        """Whether every row an event needs is loaded (and locked) in this unit of work."""
+        return all(k in self.customers for k in customers) and all(
+            k in self.transactions for k in transactions
+        )
+
+    def park(self, event: ParkedEvent) -> None:
+        self.parked.setdefault((event.program, event.transaction_id), []).append(event)
+        self.new_parked.append(event)
+
+    def unpark(self, event: ParkedEvent) -> None:
+        self.parked[(event.program, event.transaction_id)].remove(event)
+        if event.id is None:
+            self.new_parked.remove(event)
+        else:
+            self.released_parked.append(event.id)
 
     def customer(self, program: str, customer_id: str) -> Customer:
         """A loaded (and locked) customer; missing ones were created empty when loading."""

@@ -1,56 +1,120 @@
-"""Checkout ingestion rules: registering a checkout (item or transaction level, guest) and
-claiming a guest checkout. Pure: state in, state changed and effects recorded, or Rejected.
+"""Checkout rules: pricing a purchase, registering a checkout (item or transaction level,
+guest) and claiming a guest checkout. Pure: state in, state changed and effects recorded, or
+Rejected / Parked.
 
-Every check runs before the first change, so a rejected event leaves state untouched.
+Every check runs before the first change, so a rejected or parked event leaves state untouched.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
+from services.contract.inbound import CheckoutClaimEvent, CheckoutData, CheckoutEvent, CheckoutUpdateData
 from services.domain.allocation import allocate
 from services.domain.customer import Customer, Movement, record_purchase
-from services.domain.earn import Cart, CartItem, compute_earn
-from services.domain.effects import Effects, Rejected
+from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
+from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
 from services.domain.transaction import CampaignPoints, Item, Status, Transaction
 
 
-def _check_metadata(program: Program, event: CheckoutEvent) -> None:
+def _check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
     if program.metadata_schema is None:
         return
     # With a schema, metadata is validated even when absent (as {}), so required fields hold.
-    metadata = event.data.metadata if event.data.metadata is not None else {}
-    errors = sorted(Draft202012Validator(program.metadata_schema).iter_errors(metadata), key=str)
+    errors = sorted(Draft202012Validator(program.metadata_schema).iter_errors(metadata or {}), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
         raise Rejected("invalid_metadata", f"metadata at {where}: {errors[0].message}")
 
 
-def cart_of(event: CheckoutEvent, rate: Decimal, occurred_at: datetime) -> Cart:
-    data = event.data
-    return Cart(
+@dataclass(frozen=True)
+class Pricing:
+    """What a purchase is worth: conversion rate, points and the priced order lines."""
+
+    rate: Decimal
+    earn: EarnResult
+    items: list[Item]
+
+
+def price_purchase(
+    program: Program,
+    data: CheckoutData | CheckoutUpdateData,
+    *,
+    points_burned: int,
+    purchase_type: str,
+    occurred_at: datetime,
+) -> Pricing:
+    """Checks and prices a checkout's (or an update's) contents; raises Rejected, changes nothing."""
+    rate = program.rate_from(data.currency)
+    if rate is None:
+        raise Rejected(
+            "currency_not_supported",
+            f"currency {data.currency} is not {program.currency} and the program has no rate for it",
+        )
+    _check_metadata(program, data.metadata)
+    subtotals = [item.effective_subtotal for item in data.items]
+    cart = Cart(
         total=data.total,
         items=tuple(
             CartItem(
                 product_id=item.product_id,
-                subtotal=item.effective_subtotal,
+                subtotal=subtotal,
                 quantity=item.quantity,
                 category=item.category,
                 points_rewarded=item.points_rewarded,
             )
-            for item in data.items
+            for item, subtotal in zip(data.items, subtotals, strict=True)
         ),
         rate=rate,
         store=data.store,
-        type=data.type.value,
+        type=purchase_type,
         occurred_at=occurred_at,
         points_rewarded=data.points_rewarded,
     )
+    earn = compute_earn(program, cart)
+    item_burns = allocate(points_burned, subtotals) if data.items else []
+    items = [
+        Item(
+            product_id=item.product_id,
+            product_name=item.product_name,
+            product_url=item.product_url,
+            category=item.category,
+            price=item.price,
+            quantity=item.quantity,
+            discount=item.discount,
+            subtotal=subtotal,
+            points_rewarded=earn.item_points[i] if earn.item_points else 0,
+            points_burned=item_burns[i],
+        )
+        for i, (item, subtotal) in enumerate(zip(data.items, subtotals, strict=True))
+    ]
+    return Pricing(rate, earn, items)
+
+
+def apply_pricing(txn: Transaction, pricing: Pricing) -> None:
+    txn.rate = pricing.rate
+    txn.points_base = pricing.earn.base
+    txn.points_bonus = pricing.earn.bonus
+    txn.campaigns = [CampaignPoints(campaign=c.campaign, points=c.points) for c in pricing.earn.campaigns]
+    txn.items = pricing.items
+
+
+def check_burn(customer: Customer | None, extra_burn: int) -> None:
+    """Burning is only for identified customers, and never beyond what they can spend."""
+    if extra_burn <= 0:
+        return
+    if customer is None:
+        raise Rejected("guest_cannot_burn", "a guest checkout cannot burn points")
+    if extra_burn > customer.spendable:
+        raise Rejected(
+            "insufficient_points", f"points_burned {extra_burn} exceeds spendable {customer.spendable}"
+        )
 
 
 def credit_purchase(customer: Customer, txn: Transaction, effects: Effects) -> None:
@@ -65,6 +129,11 @@ def credit_purchase(customer: Customer, txn: Transaction, effects: Effects) -> N
         record_purchase(customer, txn.converted_total, txn.item_quantity, txn.occurred_at)
 
 
+def await_checkout(txn: Transaction) -> None:
+    if txn.status is Status.draft:
+        raise Parked("awaiting_checkout", f"transaction {txn.transaction_id} has no checkout yet")
+
+
 def register_checkout(
     program: Program,
     event: CheckoutEvent,
@@ -72,30 +141,17 @@ def register_checkout(
     existing: Transaction | None,
     effects: Effects,
 ) -> Transaction:
+    """Register a checkout, filling in its draft when lifecycle or refund events came first."""
     data = event.data
     meta = effects.meta
     if existing is not None and existing.status is not Status.draft:
         raise Rejected("transaction_exists", f"transaction {data.transaction_id} is already registered")
-    rate = program.rate_from(data.currency)
-    if rate is None:
-        raise Rejected(
-            "currency_not_supported",
-            f"currency {data.currency} is not {program.currency} and the program has no rate for it",
-        )
-    _check_metadata(program, event)
-    if data.points_burned and customer is None:
-        raise Rejected("guest_cannot_burn", "a guest checkout cannot burn points")
-    if customer is not None and data.points_burned > customer.spendable:
-        raise Rejected(
-            "insufficient_points",
-            f"points_burned {data.points_burned} exceeds spendable {customer.spendable}",
-        )
-
-    earn = compute_earn(program, cart_of(event, rate, meta.occurred_at))
-    subtotals = [item.effective_subtotal for item in data.items]
-    item_burns = allocate(data.points_burned, subtotals) if data.items else []
-    pending = program.pending_period
+    check_burn(customer, data.points_burned)
     at = meta.occurred_at
+    pricing = price_purchase(
+        program, data, points_burned=data.points_burned, purchase_type=data.type.value, occurred_at=at
+    )
+    pending = program.pending_period
     txn = Transaction(
         program=program.name,
         transaction_id=data.transaction_id,
@@ -104,38 +160,20 @@ def register_checkout(
         status=Status.pending if pending else Status.accepted,
         type=data.type,
         currency=(data.currency or program.currency).upper(),
-        rate=rate,
         total=data.total,
-        points_base=earn.base,
-        points_bonus=earn.bonus,
-        campaigns=[CampaignPoints(campaign=c.campaign, points=c.points) for c in earn.campaigns],
         points_burned=data.points_burned,
-        items=[
-            Item(
-                product_id=item.product_id,
-                product_name=item.product_name,
-                product_url=item.product_url,
-                category=item.category,
-                price=item.price,
-                quantity=item.quantity,
-                discount=item.discount,
-                subtotal=subtotal,
-                points_rewarded=earn.item_points[i] if earn.item_points else 0,
-                points_burned=item_burns[i],
-            )
-            for i, (item, subtotal) in enumerate(zip(data.items, subtotals, strict=True))
-        ],
         coupons=list(data.coupons),
         offers=list(data.offers),
         store=data.store,
         metadata=data.metadata,
         utm_data=data.utm_data,
         occurred_at=at,
-        created_at=existing.created_at if existing else at,
+        created_at=at,
         updated_at=at,
         auto_accept_at=(data.auto_accept or at + pending.duration) if pending else None,
         accepted_at=None if pending else at,
     )
+    apply_pricing(txn, pricing)
     if customer is not None:
         # Set before announcing, so that transaction.created shows what the customer gets.
         txn.points_pending = txn.points_to_earn if txn.status is Status.pending else 0
@@ -153,11 +191,10 @@ def register_checkout(
 
 
 def claim_guest_checkout(
-    event: CheckoutClaimEvent, customer: Customer, txn: Transaction | None, effects: Effects
+    event: CheckoutClaimEvent, customer: Customer, txn: Transaction, effects: Effects
 ) -> None:
     tid = event.data.transaction_id
-    if txn is None or txn.status is Status.draft:
-        raise Rejected("unknown_transaction", f"transaction {tid} is not registered")
+    await_checkout(txn)
     if not txn.guest:
         raise Rejected("not_a_guest_checkout", f"transaction {tid} belongs to a customer")
     if txn.customer is not None:

@@ -21,6 +21,16 @@ class Rejected(Exception):
         self.message = message
 
 
+class Parked(Exception):
+    """A valid event that needs a state which may still come (its checkout, an accept): it
+    waits, and is applied or rejected when its transaction changes (docs/parking.md)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 @dataclass(frozen=True)
 class EventMeta:
     program: str

@@ -73,6 +73,8 @@ class Transaction(BaseModel):
     points_earned: int = 0
     points_pending: int = 0
     points_burned: int = 0
+    # Burned points given back (point_unspend after a reject; point_unburn on refunds).
+    points_restored: int = 0
     items: list[Item] = Field(default_factory=list)
     coupons: list[str] = Field(default_factory=list)
     offers: list[str] = Field(default_factory=list)
@@ -98,6 +100,22 @@ class Transaction(BaseModel):
     @property
     def converted_total(self) -> Decimal:
         return self.total * self.rate
+
+    @classmethod
+    def draft(cls, program: str, transaction_id: str, customer: str | None, at: datetime) -> Transaction:
+        """A placeholder for a transaction whose checkout has not arrived yet (as Antavo's
+        draft transactions): events for it park until the checkout fills it in."""
+        return cls(
+            program=program,
+            transaction_id=transaction_id,
+            customer=customer,
+            status=Status.draft,
+            currency="",
+            total=Decimal(0),
+            occurred_at=at,
+            created_at=at,
+            updated_at=at,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.checkout.handler import CheckoutIngestion
+from services.actions import checkout_ingestion
 from services.domain.program import Program
 from tests.harness import Engine, make_program
 
@@ -30,9 +30,7 @@ def program_factory() -> Callable[..., Program]:
 @pytest.fixture
 def checkout_engine(kafka_bootstrap: str, database_url: str) -> Callable[..., Engine]:
     def factory(*programs: Program, **settings: Any) -> Engine:
-        return Engine(
-            kafka_bootstrap, database_url, CheckoutIngestion(), "checkouts", list(programs), **settings
-        )
+        return Engine(kafka_bootstrap, database_url, [checkout_ingestion()], list(programs), **settings)
 
     return factory
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from services.checkout.handler import CheckoutIngestion
+from services.actions import checkout_ingestion
 from tests.harness import Engine
 from tests.integration.conftest import Db
 from tests.integration.test_checkout_ingestion import checkout
@@ -25,9 +25,7 @@ async def test_database_outage_is_retried_without_loss(
     await proxy.start()
     via_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}"))
     program = program_factory("outage")
-    engine = Engine(
-        kafka_bootstrap, via_proxy, CheckoutIngestion(), "checkouts", [program], retry_max_seconds=0.5
-    )
+    engine = Engine(kafka_bootstrap, via_proxy, [checkout_ingestion()], [program], retry_max_seconds=0.5)
     async with engine:
         await engine.send(checkout("steady", "before", 10, event_id="before"))
         await engine.results(1)

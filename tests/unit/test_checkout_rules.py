@@ -14,7 +14,7 @@ from services.contract.examples import SEED_CUSTOMER, seed_item_level_checkout
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, Movement
-from services.domain.effects import Effects, EventMeta, Rejected
+from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
 
@@ -255,13 +255,14 @@ def test_second_checkout_of_an_existing_transaction_is_rejected(status: Status) 
     assert state(c) == before
 
 
-def test_checkout_over_a_draft_keeps_its_creation_time() -> None:
+def test_checkout_over_a_draft_takes_its_own_creation_time() -> None:
+    """The draft was only a placeholder: the state must not depend on arrival order."""
     draft = register_checkout(PROGRAM, seed(), rich_customer(), None, effects(at=AT - timedelta(hours=1)))
     draft.status = Status.draft
     fx = effects()
     txn = register_checkout(PROGRAM, seed(), rich_customer(), draft, fx)
     assert txn.status is Status.accepted
-    assert txn.created_at == AT - timedelta(hours=1)
+    assert txn.created_at == AT
     assert txn.updated_at == AT
     assert [(s.from_status, s.to_status) for s in fx.status_changes] == [(Status.draft, Status.accepted)]
 
@@ -416,19 +417,14 @@ def test_claiming_a_customer_checkout_is_rejected() -> None:
     assert balances(c) == (0, 0, 0, 0)
 
 
-def test_claiming_an_unknown_transaction_is_rejected() -> None:
-    c = Customer(program="acme", customer_id=CUSTOMER)
-    with pytest.raises(Rejected) as exc:
-        claim_guest_checkout(claim("nope"), c, None, effects("checkout_claim"))
-    assert exc.value.code == "unknown_transaction"
-
-
-def test_claiming_a_draft_is_rejected_as_unknown() -> None:
+def test_claiming_a_draft_parks_until_its_checkout_arrives() -> None:
     txn = guest_txn()
     txn.status = Status.draft
-    with pytest.raises(Rejected) as exc:
-        claim_guest_checkout(claim(), Customer("acme", CUSTOMER), txn, effects("checkout_claim"))
-    assert exc.value.code == "unknown_transaction"
+    c = Customer("acme", CUSTOMER)
+    with pytest.raises(Parked) as exc:
+        claim_guest_checkout(claim(), c, txn, effects("checkout_claim"))
+    assert exc.value.code == "awaiting_checkout"
+    assert txn.customer is None and c.score == 0
 
 
 def test_claiming_a_rejected_guest_checkout_is_refused() -> None:

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from services.checkout.handler import CheckoutIngestion
+from services.actions import checkout_ingestion
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.core.records import Decoded, Invalid, RawRecord, decode
 
 TIMESTAMP_MS = 1_709_294_400_000  # 2024-03-01T12:00:00Z
+CHECKOUTS = checkout_ingestion()
 DEFAULT = "default"
 
 CHECKOUT: dict[str, Any] = {
@@ -44,7 +45,7 @@ def record(
 
 
 def run(rec: RawRecord) -> Decoded[Any] | Invalid:
-    return decode(rec, CheckoutIngestion.adapter, CheckoutIngestion.actions, DEFAULT)
+    return decode(rec, CHECKOUTS.adapter, CHECKOUTS.actions, DEFAULT)
 
 
 def decoded(rec: RawRecord) -> Decoded[Any]:

@@ -1,0 +1,110 @@
+"""Every inbound action: what it locks and which domain rule applies it (DESIGN.md section 2).
+
+Thin glue between the unit of work and the pure domain. A transaction that does not exist yet
+becomes a draft and the event parks (docs/parking.md in services/core).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.contract import inbound
+from services.core.actions import Action, TopicHandler
+from services.core.unit_of_work import Key, UnitOfWork
+from services.domain.checkout import claim_guest_checkout, register_checkout
+from services.domain.customer import Customer
+from services.domain.effects import Effects, Parked, Rejected
+from services.domain.lifecycle import (
+    accept_checkout,
+    check_customer,
+    expire_pending,
+    reject_checkout,
+    unspend_points,
+    update_checkout,
+)
+from services.domain.program import Program
+from services.domain.transaction import Transaction
+
+
+def _keys(program: str, event: Any) -> tuple[list[Key], list[Key]]:
+    customers = [(program, event.customer)] if event.customer else []
+    return customers, [(program, event.data.transaction_id)]
+
+
+def _transaction_or_draft(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> Transaction:
+    """The event's transaction; if it does not exist yet, a new draft, and the event parks."""
+    tid = event.data.transaction_id
+    txn = uow.transaction(program.name, tid)
+    if txn is not None:
+        return txn
+    draft = Transaction.draft(program.name, tid, event.customer, effects.meta.occurred_at)
+    uow.put_transaction(draft)
+    effects.transition(draft, None)
+    raise Parked("awaiting_checkout", f"transaction {tid} has no checkout yet")
+
+
+def _owner(uow: UnitOfWork, txn: Transaction) -> Customer | None:
+    return uow.customer(txn.program, txn.customer) if txn.customer else None
+
+
+def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, effects: Effects) -> None:
+    existing = uow.transaction(program.name, event.data.transaction_id)
+    customer = uow.customer(program.name, event.customer) if event.customer else None
+    uow.put_transaction(register_checkout(program, event, customer, existing, effects))
+
+
+def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent, effects: Effects) -> None:
+    txn = _transaction_or_draft(uow, program, event, effects)
+    claim_guest_checkout(event, uow.customer(program.name, event.customer), txn, effects)
+    uow.put_transaction(txn)
+
+
+def _update(uow: UnitOfWork, program: Program, event: inbound.CheckoutUpdateEvent, effects: Effects) -> None:
+    txn = _transaction_or_draft(uow, program, event, effects)
+    check_customer(event.customer, txn)
+    update_checkout(program, event, _owner(uow, txn), txn, effects)
+    uow.put_transaction(txn)
+
+
+def _lifecycle(rule: Any) -> Any:
+    """accept / reject / unspend: same glue, different rule."""
+
+    def apply(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
+        txn = _transaction_or_draft(uow, program, event, effects)
+        check_customer(event.customer, txn)
+        rule(_owner(uow, txn), txn, effects)
+        uow.put_transaction(txn)
+
+    return apply
+
+
+def _auto_expire(uow: UnitOfWork, program: Program, event: inbound.AutoExpireEvent, effects: Effects) -> None:
+    txn = uow.transaction(program.name, event.data.transaction_id)
+    if txn is None:
+        raise Rejected("unknown_transaction", f"transaction {event.data.transaction_id} is gone")
+    expire_pending(program, _owner(uow, txn), txn, effects)
+    uow.put_transaction(txn)
+
+
+ACTIONS: dict[str, Action] = {
+    "checkout": Action(inbound.CheckoutEvent, _keys, _checkout),
+    "checkout_claim": Action(inbound.CheckoutClaimEvent, _keys, _claim),
+    "checkout_update": Action(inbound.CheckoutUpdateEvent, _keys, _update),
+    "checkout_accept": Action(inbound.CheckoutAcceptEvent, _keys, _lifecycle(accept_checkout)),
+    "checkout_reject": Action(inbound.CheckoutRejectEvent, _keys, _lifecycle(reject_checkout)),
+    "point_unspend": Action(inbound.PointUnspendEvent, _keys, _lifecycle(unspend_points)),
+    "auto_expire": Action(inbound.AutoExpireEvent, _keys, _auto_expire),
+}
+
+
+def checkout_ingestion() -> TopicHandler:
+    return TopicHandler("checkout-ingestion", "checkouts", frozenset({"checkout", "checkout_claim"}), ACTIONS)
+
+
+def pending_lifecycle() -> TopicHandler:
+    return TopicHandler(
+        "pending-lifecycle",
+        "lifecycle",
+        frozenset({"checkout_update", "checkout_accept", "checkout_reject", "point_unspend"}),
+        ACTIONS,
+    )

@@ -1,0 +1,46 @@
+"""The application layer's unit: an inbound action with its event model, the rows it locks and
+the domain rule that applies it. A consumer is a topic plus the actions it accepts there; the
+registry of every action lets any consumer apply a parked event when its transaction changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import reduce
+from operator import or_
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from services.core.records import Decoded
+from services.core.unit_of_work import Key, UnitOfWork
+from services.domain.effects import Effects
+from services.domain.program import Program
+
+
+@dataclass(frozen=True)
+class Action:
+    model: type[BaseModel]
+    lock_keys: Callable[[str, Any], tuple[list[Key], list[Key]]]
+    apply: Callable[[UnitOfWork, Program, Any, Effects], None]
+
+
+class TopicHandler:
+    """What a consumer plugs into the pipeline (see ``pipeline.EventHandler``)."""
+
+    def __init__(
+        self, service: str, topic: str, actions: frozenset[str], registry: Mapping[str, Action]
+    ) -> None:
+        self.service = service
+        self.topic = topic
+        self.actions = actions
+        self.registry = registry
+        union = reduce(or_, [registry[name].model for name in sorted(actions)])
+        tagged: Any = Annotated[union, Field(discriminator="action")]
+        self.adapter: TypeAdapter[Any] = TypeAdapter(tagged)
+
+    def lock_keys(self, decoded: Decoded[Any]) -> tuple[list[Key], list[Key]]:
+        return self.registry[decoded.action].lock_keys(decoded.program, decoded.event)
+
+    def apply(self, uow: UnitOfWork, program: Program, decoded: Decoded[Any], effects: Effects) -> None:
+        self.registry[decoded.action].apply(uow, program, decoded.event, effects)
