@@ -167,6 +167,23 @@ class Engine:
             ) from None
         return self.received[name]
 
+    async def final_results(self, event_ids: list[str], timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+        """Wait until each event has its final result (not ``parked``); return them by id."""
+
+        def finals() -> dict[str, dict[str, Any]]:
+            return {v["event_id"]: v for v in self.values("event_results") if v["outcome"] != "parked"}
+
+        async def reached() -> None:
+            while not set(event_ids) <= finals().keys():
+                await asyncio.sleep(0.05)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            missing = sorted(set(event_ids) - finals().keys())
+            raise AssertionError(f"no final result for {missing} in {timeout}s") from None
+        return finals()
+
     async def results(self, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
         """The event results received so far, by event id (the last result of each)."""
         records = await self.wait_for("event_results", count, timeout)

@@ -212,8 +212,9 @@ class BatchPipeline:
                 event = action.model.model_validate(parked.body)
                 if not uow.holds(*action.lock_keys(program.name, event)):
                     continue  # its rows are not locked in this batch: it waits for the next change
+                topic, partition, offset = parked.source.rsplit(":", 2)
                 decoded = Decoded(
-                    record=RawRecord(parked.source, -1, -1, None, None, (), 0),
+                    record=RawRecord(topic, int(partition), int(offset), None, None, (), 0),
                     event=event,
                     program=parked.program,
                     event_id=parked.event_id,

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -25,6 +25,9 @@ from services.core.pipeline import BatchPipeline
 from services.core.records import Decoded, RawRecord
 from services.core.settings import Settings
 from services.domain.program import Program
+
+if TYPE_CHECKING:
+    from services.core.runtime import ConsumerService
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -71,6 +74,12 @@ def _expiry_event(program: str, transaction_id: str, customer: str | None, due: 
 
 
 class PendingTimer:
+    @classmethod
+    def beside(cls, service: ConsumerService) -> PendingTimer:
+        """The timer of a running consumer service, sharing its pool and pipeline."""
+        assert service.pool is not None and service.pipeline is not None
+        return cls(service.settings, service.programs, service.pool, service.pipeline)
+
     def __init__(
         self,
         settings: Settings,

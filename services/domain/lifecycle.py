@@ -43,7 +43,14 @@ def update_checkout(
 ) -> None:
     """Replace total, items and points of a pending transaction; pending points follow."""
     _require_pending(txn, "update")
-    data = event.data
+    # What the update leaves out keeps its value: it is priced on the merged contents.
+    data = event.data.model_copy(
+        update={
+            "currency": event.data.currency or txn.currency,
+            "store": event.data.store if event.data.store is not None else txn.store,
+            "metadata": event.data.metadata if event.data.metadata is not None else txn.metadata,
+        }
+    )
     burned = txn.points_burned if data.points_burned is None else data.points_burned
     check_burn(customer, burned - txn.points_burned)
     # Earn rules are those in force at the purchase, not at the update.
@@ -53,12 +60,9 @@ def update_checkout(
     at = effects.meta.occurred_at
     old_burned, old_pending = txn.points_burned, txn.points_pending
     txn.total = data.total
-    if data.currency is not None:
-        txn.currency = data.currency.upper()
-    if data.store is not None:
-        txn.store = data.store
-    if data.metadata is not None:
-        txn.metadata = data.metadata
+    txn.currency = (data.currency or txn.currency).upper()
+    txn.store = data.store
+    txn.metadata = data.metadata
     if data.auto_accept is not None:
         txn.auto_accept_at = data.auto_accept
     txn.points_burned = burned
