@@ -19,8 +19,18 @@ from services.contract.examples import (
 from services.core.settings import Settings
 
 
-def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
-    """(key, body) pairs; transaction ids carry the run tag so that every demo run is new."""
+def _lifecycle(action: str, run: str, name: str, tid: str, **data: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"{run}-{name}",
+        "program": "pending",
+        "customer": SEED_CUSTOMER,
+        "action": action,
+        "data": {"transaction_id": tid, **data},
+    }
+
+
+def sample_stream(run: str) -> list[tuple[str, str, dict[str, Any] | bytes]]:
+    """(topic, key, body) triples; transaction ids carry the run tag so every run is new."""
     welcome = {
         "event_id": f"{run}-welcome",
         "customer": SEED_CUSTOMER,
@@ -45,7 +55,7 @@ def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
     seed_transaction_level = seed_transaction_level_checkout() | {"event_id": f"{run}-seed-txn"}
     seed_transaction_level["data"]["transaction_id"] = f"{run}-{SEED_TRANSACTION_ID}-t"
     # The "pending" program holds purchases for 14 days and requires metadata.channel.
-    pending = {
+    pending: dict[str, Any] = {
         "event_id": f"{run}-pending",
         "program": "pending",
         "customer": SEED_CUSTOMER,
@@ -76,7 +86,10 @@ def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
         "action": "checkout",
         "data": {"transaction_id": f"{run}-usd", "total": "100", "currency": "USD", "type": "Buy"},
     }
-    return [
+    pos = f"{run}-pos-77"
+    early = f"{run}-pos-78"
+    dropped = f"{run}-pos-79"
+    checkouts: list[tuple[str, dict[str, Any] | bytes]] = [
         (SEED_CUSTOMER, welcome),
         (SEED_CUSTOMER, seed_item_level),
         (SEED_CUSTOMER, seed_item_level),  # redelivered: a duplicate, no double points
@@ -88,6 +101,31 @@ def sample_stream(run: str) -> list[tuple[str, dict[str, Any] | bytes]]:
         ("tourist", usd),
         ("broken", b'{"action": "checkout", "customer": '),  # malformed: to the DLQ
     ]
+    late_checkouts = [
+        {
+            **pending,
+            "event_id": f"{run}-early-checkout",
+            "data": {**pending["data"], "transaction_id": early},
+        },
+        {
+            **pending,
+            "event_id": f"{run}-dropped-checkout",
+            "data": {**pending["data"], "transaction_id": dropped},
+        },
+    ]
+    lifecycle = [
+        _lifecycle("checkout_update", run, "update", pos, total="120.00", metadata={"channel": "pos"}),
+        _lifecycle("checkout_accept", run, "accept", pos),
+        # Accepted before its checkout arrives: parked on a draft, applied when it comes.
+        _lifecycle("checkout_accept", run, "early-accept", early),
+        _lifecycle("checkout_accept", run, "accept-again", pos),  # rejected: no longer pending
+    ]
+    return (
+        [("checkouts", key, body) for key, body in checkouts]
+        + [("lifecycle", SEED_CUSTOMER, body) for body in lifecycle]
+        + [("checkouts", SEED_CUSTOMER, body) for body in late_checkouts]
+        + [("lifecycle", SEED_CUSTOMER, _lifecycle("checkout_reject", run, "reject", dropped))]
+    )
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -109,7 +147,11 @@ async def main() -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
-        partitions = [TopicPartition(t, p) for t in outputs for p in await producer.partitions_for(t)]
+        partitions = [
+            TopicPartition(t, p)
+            for t in outputs
+            for p in await asyncio.wait_for(producer.partitions_for(t), 10)
+        ]
     except Exception as exc:
         await producer.stop()
         raise SystemExit(f"output topics missing ({exc}): is `make run` running? It creates them.") from exc
@@ -122,19 +164,24 @@ async def main() -> None:
 
     run = time.strftime("demo%H%M%S")
     stream = sample_stream(run)
-    for key, body in stream:
+    for topic, key, body in stream:
         value = body if isinstance(body, bytes) else json.dumps(body).encode()
-        await producer.send_and_wait(topics.checkouts, value, key=key.encode())
+        await producer.send_and_wait(getattr(topics, topic), value, key=key.encode())
     await producer.stop()
-    print(f"sent {len(stream)} events to {topics.checkouts} (run {run}); waiting for the engine...")
+    expected = {body["event_id"] for _, _, body in stream if isinstance(body, dict)}
+    print(f"sent {len(stream)} events (run {run}); waiting for the engine...")
 
     received: dict[str, list[Any]] = {t: [] for t in outputs}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
-        for tp, records in batch.items():
+        for tp, records in (await consumer.getmany(timeout_ms=500)).items():
             received[tp.topic].extend(records)
-        if len(received[topics.event_results]) >= len(stream) - 1 and received[topics.dlq]:
+        final = {
+            json.loads(r.value)["event_id"]
+            for r in received[topics.event_results]
+            if json.loads(r.value)["outcome"] != "parked"
+        }
+        if expected <= final and received[topics.dlq]:
             await asyncio.sleep(1)  # let the last webhooks arrive
             for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                 received[tp.topic].extend(records)

@@ -8,6 +8,7 @@ export LOYALTY_LOG_FORMAT="${LOYALTY_LOG_FORMAT:-console}"
 # module  name
 SERVICES=(
   "services.checkout checkout"
+  "services.lifecycle lifecycle"
 )
 pids=()
 stop() { trap - INT TERM; echo "run.sh: stopping"; kill -TERM "${pids[@]}" 2>/dev/null || true; wait; exit 0; }

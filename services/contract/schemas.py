@@ -18,6 +18,11 @@ INBOUND: dict[str, Any] = {
     "checkouts-topic": inbound.CheckoutsTopicEvent,
     "checkout": inbound.CheckoutEvent,
     "checkout_claim": inbound.CheckoutClaimEvent,
+    "lifecycle-topic": inbound.LifecycleTopicEvent,
+    "checkout_update": inbound.CheckoutUpdateEvent,
+    "checkout_accept": inbound.CheckoutAcceptEvent,
+    "checkout_reject": inbound.CheckoutRejectEvent,
+    "point_unspend": inbound.PointUnspendEvent,
 }
 OUTBOUND: dict[str, type[BaseModel]] = {
     "transaction-status": outbound.TransactionStatusMessage,
