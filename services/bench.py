@@ -1,11 +1,15 @@
-"""``make bench``: checkout events per second end to end, beside two raw-limit probes run on
-the same messages and rows in the same run, so the ratios hold on a noisy shared machine.
+"""``make bench``: engine throughput beside raw-limit probes run in the same run, so the
+ratios hold on a noisy shared machine.
 
+Checkouts:
 1. produce N checkouts (item level, 2 items, ~N/10 customers) to fresh bench topics;
 2. probe: plain aiokafka consumption of those N messages (the broker read limit);
 3. probe: plain batched INSERTs of N transaction rows into PostgreSQL (the write limit);
 4. engine: the checkout ingestion process (a separate OS process, production settings) from
    start until every event is committed and every outbox row is published.
+Pending lifecycle:
+5. sweep: N due pending transactions expired by the timer (in-process, with its relay);
+6. accepts: N/2 ``checkout_accept`` events through the lifecycle process, end to end.
 """
 
 from __future__ import annotations
@@ -16,15 +20,26 @@ import os
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.actions import pending_lifecycle
 from services.admin import create_topics, run_migrations
+from services.contract.inbound import CheckoutEvent
+from services.core import repository
+from services.core.db import create_pool
+from services.core.pipeline import BatchPipeline
 from services.core.programs import dump_programs
+from services.core.relay import OutboxRelay
 from services.core.settings import Settings, Topics
+from services.core.timer import PendingTimer
+from services.core.unit_of_work import UnitOfWork
+from services.domain.checkout import register_checkout
+from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +68,7 @@ def checkout(n: int, customers: int) -> dict[str, Any]:
     }
 
 
-async def produce(settings: Settings, bodies: list[bytes], keys: list[bytes]) -> float:
+async def produce(settings: Settings, topic: str, bodies: list[bytes], keys: list[bytes]) -> float:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
@@ -118,24 +133,20 @@ async def probe_insert(settings: Settings, bodies: list[bytes]) -> float:
     return elapsed
 
 
-async def run_engine(settings: Settings, program: str, count: int) -> tuple[float, float]:
-    """Seconds until all events are committed, and until all their outbox rows are published."""
+async def run_engine(settings: Settings, module: str, done_sql: str, args: list[Any]) -> tuple[float, float]:
+    """Run a consumer process from start until ``done_sql`` is true (state committed), then
+    until no outbox row is left unpublished; return both times in seconds."""
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     env = {**os.environ, **settings.as_env(), "LOYALTY_LOG_LEVEL": "WARNING"}
     start = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.checkout", cwd=ROOT, env=env
-    )
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=env)
     committed = published = 0.0
     try:
         while not committed:
-            if await pool.fetchval("SELECT count(*) FROM inbox WHERE program = $1", program) >= count:
+            if await pool.fetchval(done_sql, *args):
                 committed = time.perf_counter() - start
             await asyncio.sleep(0.1)
-        while not published:
-            if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"):
-                published = time.perf_counter() - start
-            await asyncio.sleep(0.1)
+        published = await _drained(pool, start, settings.topics)
     finally:
         process.terminate()
         await process.wait()
@@ -143,13 +154,94 @@ async def run_engine(settings: Settings, program: str, count: int) -> tuple[floa
     return committed, published
 
 
+async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
+    """Seconds from ``start`` until no outbox row for this run's topics is left unpublished."""
+    sql = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = ANY($1::text[]))"
+    while await pool.fetchval(sql, topics.all()):
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - start
+
+
+async def seed_pending(settings: Settings, program: Program, count: int, due: datetime, tag: str) -> None:
+    """``count`` pending transactions (10 per customer) due at ``due``, registered by the real
+    domain rules and written by the real repository, so balances match the ledger."""
+    pool = await create_pool(settings, size=1)
+    for first in range(0, count, 5000):
+        uow = UnitOfWork()
+        events = []
+        for n in range(first, min(first + 5000, count)):
+            body = checkout(n, count // 10) | {"event_id": f"{tag}-{n}"}
+            body["data"] |= {"transaction_id": f"{tag}-{n}", "auto_accept": due.isoformat()}
+            events.append(CheckoutEvent.model_validate(body))
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.load(conn, uow, {(program.name, e.customer or "") for e in events}, [])
+            for e in events:
+                effects = Effects(
+                    EventMeta(program.name, e.event_id or "", e.event_id or "", "checkout", due)
+                )
+                customer = uow.customer(program.name, e.customer or "")
+                uow.put_transaction(register_checkout(program, e, customer, None, effects))
+                uow.record(effects)
+            await repository.save(conn, uow, settings.relay_lanes)
+    await pool.close()
+
+
+async def bench_sweep(settings: Settings, program: Program, count: int) -> tuple[float, float]:
+    """Seconds for the timer to expire ``count`` due transactions, and until published."""
+    await seed_pending(settings, program, count, datetime.now(UTC) - timedelta(minutes=1), "due")
+    pool = await create_pool(settings)
+    relay = OutboxRelay(settings, pool)
+    await relay.start()
+    pipeline = BatchPipeline(settings, {program.name: program}, pool, pending_lifecycle(), relay.notify)
+    timer = PendingTimer(settings, {program.name: program}, pool, pipeline)
+    start = time.perf_counter()
+    swept = await timer.sweep()
+    committed = time.perf_counter() - start
+    published = await _drained(pool, start, settings.topics)
+    await relay.stop()
+    await pool.close()
+    assert swept == count, f"swept {swept} of {count}"
+    return committed, published
+
+
+async def bench_accepts(settings: Settings, program: Program, count: int) -> tuple[float, float]:
+    await seed_pending(settings, program, count, datetime.now(UTC) + timedelta(days=30), "acc")
+    accepts: list[dict[str, Any]] = [
+        {
+            "event_id": f"accept-{n}",
+            "program": program.name,
+            "customer": f"customer-{n % (count // 10)}",
+            "action": "checkout_accept",
+            "data": {"transaction_id": f"acc-{n}"},
+        }
+        for n in range(count)
+    ]
+    await produce(
+        settings,
+        settings.topics.lifecycle,
+        [json.dumps(a).encode() for a in accepts],
+        [a["customer"].encode() for a in accepts],
+    )
+    return await run_engine(
+        settings,
+        "services.lifecycle",
+        "SELECT count(*) >= $2 FROM transactions"
+        " WHERE program = $1 AND status = 'accepted' AND transaction_id LIKE 'acc-%'",
+        [program.name, count],
+    )
+
+
 async def main() -> None:
     count = int(os.environ.get("LOYALTY_BENCH_EVENTS", "100000"))
     base = Settings()
     tag = time.strftime("bench%Y%m%d%H%M%S")
-    program = Program(name=tag, currency="EUR", earn={"category_multipliers": {"shoes": 2}})
+    earn = {"category_multipliers": {"shoes": 2}}
+    program = Program.model_validate({"name": tag, "currency": "EUR", "earn": earn})
+    pending = Program.model_validate(
+        {"name": f"{tag}-pending", "currency": "EUR", "earn": earn, "pending_period": {"seconds": 3600}}
+    )
     programs_file = Path(tempfile.mkdtemp()) / "programs.yaml"
-    programs_file.write_text(dump_programs({tag: program}))
+    programs_file.write_text(dump_programs({tag: program, pending.name: pending}))
     settings = base.model_copy(
         update={
             "topics": Topics().prefixed(f"{tag}."),
@@ -169,13 +261,18 @@ async def main() -> None:
         f"bench: {count} checkouts, {customers} customers, {settings.topic_partitions} partitions, run {tag}"
     )
 
-    produced = await produce(settings, bodies, keys)
+    produced = await produce(settings, settings.topics.checkouts, bodies, keys)
     consumed = await probe_consume(settings, count)
     inserted = await probe_insert(settings, bodies)
-    committed, published = await run_engine(settings, tag, count)
+    committed, published = await run_engine(
+        settings, "services.checkout", "SELECT count(*) >= $2 FROM inbox WHERE program = $1", [tag, count]
+    )
+    swept, sweep_published = await bench_sweep(settings, pending, count)
+    accepts = count // 2
+    accepted, accepts_published = await bench_accepts(settings, pending, accepts)
 
-    def rate(seconds: float) -> str:
-        return f"{count / seconds:>10,.0f}/s"
+    def rate(seconds: float, n: int = count) -> str:
+        return f"{n / seconds:>10,.0f}/s"
 
     engine = count / published
     rows = [
@@ -184,6 +281,10 @@ async def main() -> None:
         ("probe: plain batched INSERT", inserted, rate(inserted), f"{engine / (count / inserted):.3f}"),
         ("engine: state committed", committed, rate(committed), ""),
         ("engine: end to end (outbox published)", published, rate(published), "1.000"),
+        (f"timer: sweep {count} due, committed", swept, rate(swept), ""),
+        (f"timer: sweep {count} due, published", sweep_published, rate(sweep_published), ""),
+        (f"lifecycle: {accepts} accepts, committed", accepted, rate(accepted, accepts), ""),
+        (f"lifecycle: {accepts} accepts, published", accepts_published, rate(accepts_published, accepts), ""),
     ]
     print(f"\n{'stage':<40} {'seconds':>9} {'rate':>12}  engine/stage")
     for name, seconds, r, ratio in rows:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from services.core.db import Backoff, is_transient, retrying
@@ -25,11 +27,17 @@ from services.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["topic"])
+MISSING_TOPIC = Counter(
+    "loyalty_outbox_missing_topic_total", "Claims that met a topic the broker lacks", ["topic"]
+)
+# A topic the broker does not know is set aside this long before it is looked up again.
+_MISSING_TOPIC_RETRY_SECONDS = 60.0
+_METADATA_TIMEOUT_SECONDS = 5.0
 _LANE_LOCK_NAMESPACE = 7_240_002
 
 _CLAIM = """
     SELECT id, topic, key, value, headers FROM outbox
-    WHERE published_at IS NULL AND lane = ANY(
+    WHERE published_at IS NULL AND NOT topic = ANY($5::text[]) AND lane = ANY(
         SELECT lane FROM (SELECT lane FROM generate_series(0, $1 - 1) AS lane ORDER BY random()) AS l
         WHERE pg_try_advisory_xact_lock($2, lane)
         LIMIT $3)
@@ -45,6 +53,8 @@ class OutboxRelay:
         self.producer: AIOKafkaProducer | None = None
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._known_topics: set[str] = set()
+        self._missing_topics: dict[str, float] = {}  # topic -> when to look it up again
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -87,16 +97,44 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_idle_seconds)
 
+    def _set_aside(self) -> list[str]:
+        now = time.monotonic()
+        self._missing_topics = {t: until for t, until in self._missing_topics.items() if until > now}
+        return list(self._missing_topics)
+
+    async def _topics_exist(self, topics: set[str]) -> bool:
+        """Look unknown topics up in the broker's metadata; set aside those it lacks."""
+        assert self.producer is not None
+        all_known = True
+        for topic in topics - self._known_topics:
+            try:
+                await asyncio.wait_for(self.producer.partitions_for(topic), _METADATA_TIMEOUT_SECONDS)
+                self._known_topics.add(topic)
+            except (TimeoutError, KafkaError):
+                # Its rows stay unpublished, in order, until the topic exists (admin setup).
+                log.error("relay_topic_missing", topic=topic, retry_in=_MISSING_TOPIC_RETRY_SECONDS)
+                MISSING_TOPIC.labels(topic).inc()
+                self._missing_topics[topic] = time.monotonic() + _MISSING_TOPIC_RETRY_SECONDS
+                all_known = False
+        return all_known
+
     async def publish_once(self) -> int:
         """Publish one claim of rows; return how many."""
         assert self.producer is not None
         s = self.settings
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                _CLAIM, s.relay_lanes, _LANE_LOCK_NAMESPACE, s.relay_lanes_per_claim, s.relay_batch
+                _CLAIM,
+                s.relay_lanes,
+                _LANE_LOCK_NAMESPACE,
+                s.relay_lanes_per_claim,
+                s.relay_batch,
+                self._set_aside(),
             )
             if not rows:
                 return 0
+            if not await self._topics_exist({row["topic"] for row in rows}):
+                return 0  # claim again without the missing topics; nothing was sent
             futures: list[Any] = []
             for row in rows:
                 headers = [(name, value.encode()) for name, value in row["headers"]]

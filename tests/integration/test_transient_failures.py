@@ -4,6 +4,7 @@ resumes by itself when the database is back."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -46,3 +47,28 @@ async def test_database_outage_is_retried_without_loss(
     assert customer["score"] == 30 and customer["purchase_count"] == 21
     assert await dbq.count("points_ledger", program.name) == 21
     assert await dbq.ledger_mismatches(program.name) == []
+
+
+async def test_rows_for_a_missing_topic_do_not_block_other_topics(checkout_engine, program_factory, dbq: Db):
+    missing = f"missing-{uuid.uuid4().hex[:8]}"
+    program = program_factory("missing-topic")
+    engine = checkout_engine(program)
+    lanes = engine.settings.relay_lanes
+    # One stranded row in every lane, so that any claim meets one.
+    await dbq.pool.execute(
+        "INSERT INTO outbox (lane, topic, key, value)"
+        " SELECT lane, $1, 'k', 'v' FROM generate_series(0, $2 - 1) lane",
+        missing,
+        lanes,
+    )
+    try:
+        async with engine:
+            await engine.send(checkout("unblocked", "t1", 10, event_id="flows"))
+            results = await engine.results(1, timeout=60)
+        assert results["flows"]["outcome"] == "applied"
+        stranded = await dbq.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE topic = $1 AND published_at IS NULL", missing
+        )
+        assert stranded == lanes, "rows for a missing topic are kept, not dropped"
+    finally:
+        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", missing)
