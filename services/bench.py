@@ -44,6 +44,7 @@ from services.domain.program import Program
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500
+DEADLINE_SECONDS = 1200  # a stage that takes longer is stuck: fail loudly
 
 
 def checkout(n: int, customers: int) -> dict[str, Any]:
@@ -78,7 +79,7 @@ async def produce(settings: Settings, topic: str, bodies: list[bytes], keys: lis
     await producer.start()
     start = time.perf_counter()
     futures = [
-        await producer.send(settings.topics.checkouts, body, key=key)
+        await producer.send(topic, body, key=key)
         for body, key in zip(bodies, keys, strict=True)
     ]
     await asyncio.gather(*futures)
@@ -145,6 +146,8 @@ async def run_engine(settings: Settings, module: str, done_sql: str, args: list[
         while not committed:
             if await pool.fetchval(done_sql, *args):
                 committed = time.perf_counter() - start
+            elif time.perf_counter() - start > DEADLINE_SECONDS or process.returncode is not None:
+                raise RuntimeError(f"{module} did not finish: {done_sql} {args}; exit {process.returncode}")
             await asyncio.sleep(0.1)
         published = await _drained(pool, start, settings.topics)
     finally:
