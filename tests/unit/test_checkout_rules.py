@@ -17,6 +17,7 @@ from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
+from tests.unit.builders import guest_event, seed
 
 CUSTOMER = SEED_CUSTOMER
 AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -39,21 +40,6 @@ def make_program(**fields: Any) -> Program:
 
 PROGRAM = make_program()
 PENDING_PROGRAM = make_program(pending_period={"seconds": PENDING_SECONDS})
-
-
-def seed(**data: Any) -> CheckoutEvent:
-    body = copy.deepcopy(SEED_ITEM_LEVEL)
-    body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
-
-
-def guest_event(**data: Any) -> CheckoutEvent:
-    body = copy.deepcopy(SEED_ITEM_LEVEL)
-    del body["customer"]
-    body["guest"] = True
-    body["data"]["points_burned"] = 0
-    body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
 
 
 def effects(action: str = "checkout", at: datetime = AT) -> Effects:

@@ -3,7 +3,6 @@ expire_pending and check_customer. Business rules, ledger movements, status chan
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.examples import SEED_CUSTOMER, SEED_TRANSACTION_ID, seed_item_level_checkout
-from services.contract.inbound import CheckoutEvent, CheckoutUpdateEvent
+from services.contract.inbound import CheckoutUpdateEvent
 from services.domain.checkout import register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
@@ -28,6 +27,7 @@ from services.domain.lifecycle import (
 )
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
+from tests.unit.builders import guest_event, seed
 
 CUSTOMER = SEED_CUSTOMER
 TID = SEED_TRANSACTION_ID
@@ -54,21 +54,6 @@ def make_program(**fields: Any) -> Program:
 
 PROGRAM = make_program()
 REJECT_ON_EXPIRY = make_program(pending_period={"seconds": PENDING_SECONDS, "on_expiry": "reject"})
-
-
-def seed(**data: Any) -> CheckoutEvent:
-    body = copy.deepcopy(SEED_ITEM_LEVEL)
-    body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
-
-
-def guest_event(**data: Any) -> CheckoutEvent:
-    body = copy.deepcopy(SEED_ITEM_LEVEL)
-    del body["customer"]
-    body["guest"] = True
-    body["data"]["points_burned"] = 0
-    body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
 
 
 def update_event(
