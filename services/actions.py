@@ -23,7 +23,8 @@ from services.domain.lifecycle import (
     update_checkout,
 )
 from services.domain.program import Program
-from services.domain.transaction import Transaction
+from services.domain.refunds import partial_refund, refund, refund_item
+from services.domain.transaction import Status, Transaction
 
 
 def _keys(program: str, event: Any) -> tuple[list[Key], list[Key]]:
@@ -86,6 +87,21 @@ def _auto_expire(uow: UnitOfWork, program: Program, event: inbound.AutoExpireEve
     uow.put_transaction(txn)
 
 
+def _refund(rule: Any) -> Any:
+    """refund / partial_refund / refund_item: same glue, different rule."""
+
+    def apply(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
+        txn = _transaction_or_draft(uow, program, event, effects)
+        check_customer(event.customer, txn)
+        owner = _owner(uow, txn)
+        rule(owner, txn, event.data, effects)
+        uow.put_transaction(txn)
+        if owner is not None and txn.status is Status.refunded:
+            uow.stale_purchase_dates.add((program.name, owner.customer_id))
+
+    return apply
+
+
 ACTIONS: dict[str, Action] = {
     "checkout": Action(inbound.CheckoutEvent, _keys, _checkout),
     "checkout_claim": Action(inbound.CheckoutClaimEvent, _keys, _claim),
@@ -94,6 +110,19 @@ ACTIONS: dict[str, Action] = {
     "checkout_reject": Action(inbound.CheckoutRejectEvent, _keys, _lifecycle(reject_checkout)),
     "point_unspend": Action(inbound.PointUnspendEvent, _keys, _lifecycle(unspend_points)),
     "auto_expire": Action(inbound.AutoExpireEvent, _keys, _auto_expire),
+    "refund": Action(inbound.RefundEvent, _keys, _refund(lambda c, txn, d, fx: refund(c, txn, d.offers, fx))),
+    "partial_refund": Action(
+        inbound.PartialRefundEvent,
+        _keys,
+        _refund(lambda c, txn, d, fx: partial_refund(c, txn, d.amount, d.offers, fx)),
+    ),
+    "refund_item": Action(
+        inbound.RefundItemEvent,
+        _keys,
+        _refund(
+            lambda c, txn, d, fx: refund_item(c, txn, d.product_id, d.quantity, d.subtotal, d.offers, fx)
+        ),
+    ),
 }
 
 
@@ -108,3 +137,7 @@ def pending_lifecycle() -> TopicHandler:
         frozenset({"checkout_update", "checkout_accept", "checkout_reject", "point_unspend"}),
         ACTIONS,
     )
+
+
+def refunds() -> TopicHandler:
+    return TopicHandler("refunds", "refunds", frozenset({"refund", "partial_refund", "refund_item"}), ACTIONS)

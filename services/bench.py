@@ -78,10 +78,7 @@ async def produce(settings: Settings, topic: str, bodies: list[bytes], keys: lis
     )
     await producer.start()
     start = time.perf_counter()
-    futures = [
-        await producer.send(topic, body, key=key)
-        for body, key in zip(bodies, keys, strict=True)
-    ]
+    futures = [await producer.send(topic, body, key=key) for body, key in zip(bodies, keys, strict=True)]
     await asyncio.gather(*futures)
     elapsed = time.perf_counter() - start
     await producer.stop()

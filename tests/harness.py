@@ -184,6 +184,18 @@ class Engine:
             raise AssertionError(f"no final result for {missing} in {timeout}s") from None
         return finals()
 
+    async def wait_for_result(self, event_id: str, timeout: float = 30.0) -> None:
+        """Wait for the first result (parked or final) of one event: it has been handled."""
+
+        async def reached() -> None:
+            while not any(v["event_id"] == event_id for v in self.values("event_results")):
+                await asyncio.sleep(0.02)
+
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"no result for {event_id} in {timeout}s") from None
+
     async def results(self, count: int, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
         """The event results received so far, by event id (the last result of each)."""
         records = await self.wait_for("event_results", count, timeout)

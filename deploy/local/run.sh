@@ -9,6 +9,7 @@ export LOYALTY_LOG_FORMAT="${LOYALTY_LOG_FORMAT:-console}"
 SERVICES=(
   "services.checkout checkout"
   "services.lifecycle lifecycle"
+  "services.refunds refunds"
 )
 pids=()
 stop() { trap - INT TERM; echo "run.sh: stopping"; kill -TERM "${pids[@]}" 2>/dev/null || true; wait; exit 0; }

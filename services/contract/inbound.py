@@ -155,6 +155,46 @@ LifecycleTopicEvent = Annotated[
 ]
 
 
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
+
+
+class RefundData(_Body):
+    transaction_id: Id
+    # Offers redeemed with the purchase that this refund gives back (Antavo: offer_unredeem).
+    offers: list[Id] = Field(default_factory=list, max_length=100)
+
+
+class PartialRefundData(RefundData):
+    amount: PositiveMoney
+
+
+class RefundItemData(RefundData):
+    product_id: Id
+    quantity: Quantity = Decimal(1)
+    # The amount refunded for these units; default: the item's subtotal pro rata.
+    subtotal: NonNegativeMoney | None = None
+
+
+class RefundEvent(_LifecycleEvent):
+    action: Literal["refund"]
+    data: RefundData
+
+
+class PartialRefundEvent(_LifecycleEvent):
+    action: Literal["partial_refund"]
+    data: PartialRefundData
+
+
+class RefundItemEvent(_LifecycleEvent):
+    action: Literal["refund_item"]
+    data: RefundItemData
+
+
+RefundsTopicEvent = Annotated[
+    RefundEvent | PartialRefundEvent | RefundItemEvent, Field(discriminator="action")
+]
+
+
 class AutoExpireEvent(_LifecycleEvent):
     """Internal, never on a topic: the pending-period timer's accept or reject of a due
     transaction. ``occurred_at`` is the due time it was claimed for."""

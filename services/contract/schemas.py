@@ -23,6 +23,10 @@ INBOUND: dict[str, Any] = {
     "checkout_accept": inbound.CheckoutAcceptEvent,
     "checkout_reject": inbound.CheckoutRejectEvent,
     "point_unspend": inbound.PointUnspendEvent,
+    "refunds-topic": inbound.RefundsTopicEvent,
+    "refund": inbound.RefundEvent,
+    "partial_refund": inbound.PartialRefundEvent,
+    "refund_item": inbound.RefundItemEvent,
 }
 OUTBOUND: dict[str, type[BaseModel]] = {
     "transaction-status": outbound.TransactionStatusMessage,

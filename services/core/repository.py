@@ -255,9 +255,35 @@ async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         )
 
 
+async def _refresh_purchase_dates(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    """First and last purchase dates from the purchases that still count (after the
+    transactions of this unit of work are saved)."""
+    programs, ids = _columns(uow.stale_purchase_dates)
+    if not ids:
+        return
+    await conn.execute(
+        """
+        UPDATE customers c SET purchase_first_date = p.first_date, purchase_last_date = p.last_date
+        FROM (
+            SELECT k.program, k.customer_id,
+                   min((t.doc->>'occurred_at')::timestamptz) AS first_date,
+                   max((t.doc->>'occurred_at')::timestamptz) AS last_date
+            FROM unnest($1::text[], $2::text[]) AS k(program, customer_id)
+            LEFT JOIN transactions t ON t.program = k.program AND t.customer_id = k.customer_id
+                                    AND t.status IN ('accepted', 'partially_refunded')
+            GROUP BY k.program, k.customer_id
+        ) p
+        WHERE c.program = p.program AND c.customer_id = p.customer_id
+        """,
+        programs,
+        ids,
+    )
+
+
 async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
     await _save_customers(conn, uow)
     await _save_transactions(conn, uow)
+    await _refresh_purchase_dates(conn, uow)
     await _save_ledger(conn, uow)
     await _save_history(conn, uow)
     await _save_parked(conn, uow)

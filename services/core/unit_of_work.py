@@ -55,6 +55,9 @@ class UnitOfWork:
     parked: dict[Key, list[ParkedEvent]] = field(default_factory=dict)  # by transaction
     new_parked: list[ParkedEvent] = field(default_factory=list)
     released_parked: list[int] = field(default_factory=list)
+    # Customers whose first/last purchase dates must be recomputed from their remaining
+    # purchases (a purchase was fully refunded): done set-based when saving.
+    stale_purchase_dates: set[Key] = field(default_factory=set)
 
     def holds(self, customers: list[Key], transactions: list[Key]) -> bool:
         """Whether every row an event needs is loaded (and locked) in this unit of work."""

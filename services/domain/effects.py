@@ -73,6 +73,10 @@ _POINTS_WEBHOOK = {
 }
 
 
+def _benefit(txn: Transaction, kind: str, ref: str) -> dict[str, Any]:
+    return {kind: ref, "transaction_id": txn.transaction_id, "customer": txn.customer}
+
+
 @dataclass
 class Effects:
     meta: EventMeta
@@ -126,6 +130,12 @@ class Effects:
         self.status_changes.append(StatusChange(snapshot, from_status, txn.status))
         if webhook is not None:
             self.announce(webhook, txn)
+
+    def announce_offer_unredeemed(self, txn: Transaction, offer: str) -> None:
+        self.webhooks.append(Webhook("offer.unredeemed", txn.customer, _benefit(txn, "offer", offer)))
+
+    def announce_coupon_unredeemed(self, txn: Transaction, coupon: str) -> None:
+        self.webhooks.append(Webhook("coupon.unredeemed", txn.customer, _benefit(txn, "coupon", coupon)))
 
     def announce(self, webhook: str, txn: Transaction) -> None:
         self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": txn.snapshot()}))

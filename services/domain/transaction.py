@@ -75,9 +75,13 @@ class Transaction(BaseModel):
     points_burned: int = 0
     # Burned points given back (point_unspend after a reject; point_unburn on refunds).
     points_restored: int = 0
+    # Earned points taken back by refunds.
+    points_revoked: int = 0
     items: list[Item] = Field(default_factory=list)
     coupons: list[str] = Field(default_factory=list)
     offers: list[str] = Field(default_factory=list)
+    coupons_unredeemed: list[str] = Field(default_factory=list)
+    offers_unredeemed: list[str] = Field(default_factory=list)
     store: str | None = None
     metadata: dict[str, Any] | None = None
     utm_data: dict[str, Any] | None = None

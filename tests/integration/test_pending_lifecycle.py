@@ -237,12 +237,7 @@ async def _play(engine: Engine, bodies: list[dict[str, Any]]) -> None:
     order. A parked event's first result is ``parked``; events it waits for release it."""
     for body in bodies:
         await send(engine, body)
-        for _ in range(600):
-            if any(v["event_id"] == body["event_id"] for v in engine.values("event_results")):
-                break
-            await asyncio.sleep(0.02)
-        else:
-            raise AssertionError(f"no result for {body['event_id']}")
+        await engine.wait_for_result(body["event_id"])
 
 
 async def _state(dbq: Db, program: str, customer: str, tid: str) -> dict[str, Any]:

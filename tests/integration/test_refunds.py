@@ -1,0 +1,174 @@
+"""Refunds end to end: checkout, lifecycle and refunds consumers together on the real broker
+and database. Refunds give back exactly what the purchase gave."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.actions import checkout_ingestion, pending_lifecycle, refunds
+from services.domain.program import Program
+from tests.harness import Engine, make_program
+from tests.integration.conftest import Db
+from tests.integration.test_pending_lifecycle import event
+
+pytestmark = pytest.mark.integration
+
+ITEMS = [
+    {"product_id": "shirt", "price": "19.99", "quantity": 3, "subtotal": "59.97", "category": "shoes"},
+    {"product_id": "socks", "price": "4.00", "quantity": 2, "subtotal": "8.00"},
+]
+
+
+def engine_for(kafka: str, database_url: str, *programs: Program) -> Engine:
+    return Engine(kafka, database_url, [checkout_ingestion(), pending_lifecycle(), refunds()], list(programs))
+
+
+def program(**fields: Any) -> Program:
+    earn = {
+        "level": "item",
+        "points_per_unit": "1.5",
+        "rounding": "half_up",
+        "category_multipliers": {"shoes": 2},
+    }
+    return make_program(f"ref-{uuid.uuid4().hex[:6]}", earn=earn, **fields)
+
+
+async def play(engine: Engine, *bodies: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    for body in bodies:
+        topic = {"checkout": "checkouts", "checkout_accept": "lifecycle", "checkout_reject": "lifecycle"}.get(
+            body["action"], "refunds"
+        )
+        await engine.send(body, topic=topic)
+        await engine.wait_for_result(body["event_id"])
+    return {v["event_id"]: v for v in engine.values("event_results")}
+
+
+BALANCES = (
+    "score",
+    "spendable",
+    "pending",
+    "spent",
+    "purchase_total",
+    "purchase_count",
+    "purchase_items",
+    "purchase_first_date",
+    "purchase_last_date",
+)
+
+
+async def balances(dbq: Db, name: str, customer: str) -> dict[str, Any]:
+    row = await dbq.customer(name, customer)
+    return {k: row[k] for k in BALANCES}
+
+
+async def test_full_refund_returns_everything_to_before_the_purchase(kafka_bootstrap, database_url, dbq: Db):
+    p = program()
+    c = "returner"
+    async with engine_for(kafka_bootstrap, database_url, p) as engine:
+        await play(engine, event("checkout", c, "earlier", "e0", 0, total=200))
+        before = await balances(dbq, p.name, c)
+        await play(
+            engine,
+            event(
+                "checkout",
+                c,
+                "T",
+                "buy",
+                10,
+                total="67.97",
+                points_burned=50,
+                items=ITEMS,
+                coupons=["WELCOME5"],
+                offers=["bogo"],
+            ),
+        )
+        after_purchase = await balances(dbq, p.name, c)
+        results = await play(engine, event("refund", c, "T", "back", 20, offers=["bogo"]))
+        await engine.wait_for("webhooks", 12)
+    assert after_purchase != before
+    assert await balances(dbq, p.name, c) == before
+    txn = await dbq.transaction(p.name, "T")
+    assert txn["status"] == "refunded" and Decimal(txn["refunded"]) == Decimal("67.97")
+    assert txn["points_revoked"] == txn["points_earned"] and txn["points_restored"] == 50
+    assert txn["coupons_unredeemed"] == ["WELCOME5"] and txn["offers_unredeemed"] == ["bogo"]
+    assert [i["refunded_quantity"] for i in txn["items"]] == ["3", "2"]
+    effects = results["back"]["effects"]
+    assert (effects["points_revoked"], effects["points_restored"]) == (txn["points_earned"], 50)
+    types = [dict(r.headers)["webhook-type"].decode() for r in engine.received["webhooks"]]
+    for expected in (
+        "points.revoked",
+        "points.restored",
+        "coupon.unredeemed",
+        "offer.unredeemed",
+        "transaction.refunded",
+    ):
+        assert expected in types
+    assert await dbq.ledger_mismatches(p.name) == []
+
+
+async def test_partial_and_item_refunds_covering_everything_equal_one_refund(
+    kafka_bootstrap, database_url, dbq: Db
+):
+    p = program()
+    async with engine_for(kafka_bootstrap, database_url, p) as engine:
+        for c in ("whole", "pieces"):
+            await play(engine, event("checkout", c, f"{c}-0", f"{c}-seed", 0, total=100))
+            await play(
+                engine, event("checkout", c, c, f"{c}-buy", 1, total="67.97", points_burned=30, items=ITEMS)
+            )
+        await play(engine, event("refund", "whole", "whole", "whole-back", 2))
+        results = await play(
+            engine,
+            event("refund_item", "pieces", "pieces", "p1", 2, product_id="shirt", quantity=1),
+            event("refund_item", "pieces", "pieces", "p2", 3, product_id="socks", quantity=2),
+            event("partial_refund", "pieces", "pieces", "p3", 4, amount="20.00"),
+            # The last units take exactly what is left (19.98), however the amounts fell.
+            event("refund_item", "pieces", "pieces", "p4", 5, product_id="shirt", quantity=2),
+        )
+    assert [results[e]["outcome"] for e in ("p1", "p2", "p3", "p4")] == ["applied"] * 4
+    whole, pieces = await balances(dbq, p.name, "whole"), await balances(dbq, p.name, "pieces")
+    assert whole == pieces
+    a, b = await dbq.transaction(p.name, "whole"), await dbq.transaction(p.name, "pieces")
+    for field in ("status", "refunded", "points_revoked", "points_restored", "points_earned"):
+        assert a[field] == b[field], field
+    revoked = sum(results[e]["effects"]["points_revoked"] for e in ("p1", "p2", "p3", "p4"))
+    assert revoked == b["points_earned"]
+
+
+async def test_refund_rules_and_ordering(kafka_bootstrap, database_url, dbq: Db):
+    p = program(pending_period={"seconds": 3600})
+    c = "careful"
+    async with engine_for(kafka_bootstrap, database_url, p) as engine:
+        results = await play(
+            engine,
+            # Refund before its checkout: a draft, parked; applied once checkout and accept came.
+            event("partial_refund", c, "early", "early-refund", 5, amount=10),
+            event("checkout", c, "early", "early-buy", 0, total=40),
+            event("checkout_accept", c, "early", "early-accept", 1),
+            # Refund of a rejected transaction.
+            event("checkout", c, "gone", "gone-buy", 0, total=40),
+            event("checkout_reject", c, "gone", "gone-reject", 1),
+            event("refund", c, "gone", "gone-refund", 2),
+            # Over-refund and a duplicate.
+            event("checkout", c, "small", "small-buy", 0, total=20),
+            event("checkout_accept", c, "small", "small-accept", 1),
+            event("partial_refund", c, "small", "too-much", 2, amount="20.01"),
+            event("partial_refund", c, "small", "fine", 3, amount=5),
+        )
+        await engine.send(event("partial_refund", c, "small", "fine", 3, amount=5), topic="refunds")
+        await engine.wait_for("event_results", len(engine.received["event_results"]) + 1)
+    outcomes = [(v["event_id"], v["outcome"]) for v in engine.values("event_results")]
+    assert ("early-refund", "parked") in outcomes and results["early-refund"]["outcome"] == "applied"
+    assert results["early-refund"]["effects"]["points_revoked"] == 15  # 40 * 1.5 = 60 earned, a quarter back
+    assert results["gone-refund"]["error"]["code"] == "transaction_rejected"
+    assert results["too-much"]["error"]["code"] == "over_refund"
+    assert outcomes.count(("fine", "applied")) == 1 and outcomes.count(("fine", "duplicate")) == 1
+    early = await dbq.transaction(p.name, "early")
+    assert early["status"] == "partially_refunded" and Decimal(early["refunded"]) == 10
+    small = await dbq.transaction(p.name, "small")
+    assert Decimal(small["refunded"]) == 5
+    assert await dbq.ledger_mismatches(p.name) == []
