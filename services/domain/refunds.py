@@ -3,7 +3,7 @@ purchase gave. Pure: state in, state changed and effects recorded, or Rejected /
 
 The rule that never drifts (docs/points.md): every refund adds to the transaction's refunded
 amount R; what has been revoked (or restored) after it is ``floor(whole * R / total)``, and
-each refund moves the difference from what had been moved before. When R reaches the total,
+each refund moves the difference from what refunds had moved before. When R reaches the total,
 that is exactly the whole, so any sequence of partial or item refunds covering the whole
 transaction moves exactly what one full refund moves.
 """
@@ -40,6 +40,8 @@ def _check_refundable(txn: Transaction) -> None:
 
 
 def _check_offers(txn: Transaction, offers: list[str]) -> None:
+    if len(set(offers)) != len(offers):
+        raise Rejected("duplicate_offer", f"an offer is listed twice: {offers}")
     unknown = [o for o in offers if o not in txn.offers or o in txn.offers_unredeemed]
     if unknown:
         raise Rejected(
@@ -69,15 +71,13 @@ def _apply_refund(
 ) -> None:
     """Move everything a refund of ``amount`` (and of ``units`` of an item) gives back;
     checks are done by the callers."""
-    before, after = txn.refunded, txn.refunded + amount
+    after = txn.refunded + amount
     full = after >= txn.total
     tid = txn.transaction_id
-    revoke = proportional_share(txn.points_earned, after, txn.total) - proportional_share(
-        txn.points_earned, before, txn.total
-    )
-    restore = proportional_share(txn.points_burned, after, txn.total) - proportional_share(
-        txn.points_burned, before, txn.total
-    )
+    # The cumulative share minus what refunds already moved (a refundable transaction was
+    # never rejected, so points_restored only counts refunds).
+    revoke = proportional_share(txn.points_earned, after, txn.total) - txn.points_revoked
+    restore = proportional_share(txn.points_burned, after, txn.total) - txn.points_restored
     items_back = Decimal(0)
     if units is not None:
         item, quantity = units

@@ -4,10 +4,13 @@ and database. Refunds give back exactly what the purchase gave."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from services.actions import checkout_ingestion, pending_lifecycle, refunds
 from services.domain.program import Program
@@ -172,3 +175,78 @@ async def test_refund_rules_and_ordering(kafka_bootstrap, database_url, dbq: Db)
     small = await dbq.transaction(p.name, "small")
     assert Decimal(small["refunded"]) == 5
     assert await dbq.ledger_mismatches(p.name) == []
+
+
+# --- Property: a full refund restores the customer exactly ---------------------------------------
+
+RATE_PROGRAMS = [
+    {"earn": {"level": "item", "points_per_unit": "1", "rounding": "floor"}},
+    {
+        "earn": {
+            "level": "item",
+            "points_per_unit": "2.5",
+            "rounding": "half_up",
+            "category_multipliers": {"shoes": "1.5"},
+        },
+        "pending_period": {"seconds": 3600},
+    },
+    {
+        "earn": {
+            "level": "transaction",
+            "points_per_unit": "0.7",
+            "rounding": "ceil",
+            "campaigns": [{"id": "bonus", "points": 7, "points_per_unit": "0.1"}],
+        }
+    },
+]
+
+
+@pytest.fixture(scope="module")
+async def refund_engine(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Engine]:
+    programs = [
+        make_program(f"rate{n}-{uuid.uuid4().hex[:6]}", **fields) for n, fields in enumerate(RATE_PROGRAMS)
+    ]
+    async with engine_for(kafka_bootstrap, database_url, *programs) as engine:
+        yield engine
+
+
+CART_ITEM = st.fixed_dictionaries(
+    {
+        "product_id": st.sampled_from(["a", "b", "c", "d"]),
+        "subtotal": st.decimals(min_value=0, max_value=500, places=2).map(str),
+        "quantity": st.integers(min_value=1, max_value=4),
+        "category": st.sampled_from(["shoes", "hats"]),
+    }
+)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    program_index=st.integers(min_value=0, max_value=len(RATE_PROGRAMS) - 1),
+    items=st.lists(CART_ITEM, min_size=1, max_size=4),
+    prior=st.integers(min_value=0, max_value=300),
+    burn_share=st.fractions(min_value=0, max_value=1),
+)
+async def test_checkout_accept_full_refund_restores_the_customer(
+    refund_engine: Engine, dbq: Db, program_index, items, prior, burn_share
+):
+    engine = refund_engine
+    name = list(engine.programs)[program_index]
+    run = uuid.uuid4().hex[:8]
+    c = f"prop-{run}"
+    total = str(sum(Decimal(i["subtotal"]) for i in items))
+    # Earlier history: a purchase earning points to burn (accepted at once or after its period).
+    history = [event("checkout", c, f"{run}-0", f"{run}-e0", 0, total=prior)]
+    if engine.programs[name].pending_period:
+        history.append(event("checkout_accept", c, f"{run}-0", f"{run}-e0a", 1))
+    await play(engine, *[{**b, "program": name} for b in history])
+    before = await balances(dbq, name, c)
+    burn = int(before["spendable"] * burn_share)
+    steps = [event("checkout", c, run, f"{run}-buy", 10, total=total, points_burned=burn, items=items)]
+    if engine.programs[name].pending_period:
+        steps.append(event("checkout_accept", c, run, f"{run}-acc", 11))
+    steps.append(event("refund", c, run, f"{run}-back", 20))
+    results = await play(engine, *[{**b, "program": name} for b in steps])
+    assert results[f"{run}-back"]["outcome"] == "applied", results[f"{run}-back"]
+    assert await balances(dbq, name, c) == before
+    assert await dbq.ledger_mismatches(name) == []
