@@ -23,7 +23,7 @@ from services.domain.lifecycle import (
     update_checkout,
 )
 from services.domain.program import Program
-from services.domain.refunds import partial_refund, refund, refund_item
+from services.domain.refunds import partial_refund, refund, refund_item, unredeem_coupon, unredeem_offers
 from services.domain.transaction import Status, Transaction
 
 
@@ -123,6 +123,12 @@ ACTIONS: dict[str, Action] = {
             lambda c, txn, d, fx: refund_item(c, txn, d.product_id, d.quantity, d.subtotal, d.offers, fx)
         ),
     ),
+    "offer_unredeem": Action(
+        inbound.OfferUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_offers(txn, d.offers, fx))
+    ),
+    "coupon_unredeem": Action(
+        inbound.CouponUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_coupon(txn, d.code, fx))
+    ),
 }
 
 
@@ -140,4 +146,9 @@ def pending_lifecycle() -> TopicHandler:
 
 
 def refunds() -> TopicHandler:
-    return TopicHandler("refunds", "refunds", frozenset({"refund", "partial_refund", "refund_item"}), ACTIONS)
+    return TopicHandler(
+        "refunds",
+        "refunds",
+        frozenset({"refund", "partial_refund", "refund_item", "offer_unredeem", "coupon_unredeem"}),
+        ACTIONS,
+    )

@@ -190,8 +190,29 @@ class RefundItemEvent(_LifecycleEvent):
     data: RefundItemData
 
 
+class OfferUnredeemData(_Body):
+    transaction_id: Id
+    offers: list[Id] = Field(min_length=1, max_length=100)
+
+
+class CouponUnredeemData(_Body):
+    transaction_id: Id
+    code: Id
+
+
+class OfferUnredeemEvent(_LifecycleEvent):
+    action: Literal["offer_unredeem"]
+    data: OfferUnredeemData
+
+
+class CouponUnredeemEvent(_LifecycleEvent):
+    action: Literal["coupon_unredeem"]
+    data: CouponUnredeemData
+
+
 RefundsTopicEvent = Annotated[
-    RefundEvent | PartialRefundEvent | RefundItemEvent, Field(discriminator="action")
+    RefundEvent | PartialRefundEvent | RefundItemEvent | OfferUnredeemEvent | CouponUnredeemEvent,
+    Field(discriminator="action"),
 ]
 
 

@@ -27,6 +27,8 @@ INBOUND: dict[str, Any] = {
     "refund": inbound.RefundEvent,
     "partial_refund": inbound.PartialRefundEvent,
     "refund_item": inbound.RefundItemEvent,
+    "offer_unredeem": inbound.OfferUnredeemEvent,
+    "coupon_unredeem": inbound.CouponUnredeemEvent,
 }
 OUTBOUND: dict[str, type[BaseModel]] = {
     "transaction-status": outbound.TransactionStatusMessage,

@@ -39,6 +39,12 @@ def _check_refundable(txn: Transaction) -> None:
         raise Rejected("already_refunded", f"transaction {txn.transaction_id} is already fully refunded")
 
 
+def _announce_offers(txn: Transaction, offers: list[str], effects: Effects) -> None:
+    for offer in offers:
+        txn.offers_unredeemed.append(offer)
+        effects.announce_offer_unredeemed(txn, offer)
+
+
 def _check_offers(txn: Transaction, offers: list[str]) -> None:
     if len(set(offers)) != len(offers):
         raise Rejected("duplicate_offer", f"an offer is listed twice: {offers}")
@@ -98,9 +104,7 @@ def _apply_refund(
         customer.purchase_items -= items_back
         if full:
             customer.purchase_count -= 1
-    for offer in offers:
-        txn.offers_unredeemed.append(offer)
-        effects.announce_offer_unredeemed(txn, offer)
+    _announce_offers(txn, offers, effects)
     from_status = txn.status
     if full:
         for coupon in txn.coupons:
@@ -169,3 +173,24 @@ def refund_item(
         raise Rejected("over_refund", f"refund of {amount} exceeds the {left} left on {txn.transaction_id}")
     _check_offers(txn, offers)
     _apply_refund(customer, txn, amount, offers, effects, units=(item, quantity))
+
+
+def unredeem_offers(txn: Transaction, offers: list[str], effects: Effects) -> None:
+    """Give back offers redeemed with a purchase, without refunding it (Antavo's offer_unredeem)."""
+    await_checkout(txn)
+    _check_offers(txn, offers)
+    _announce_offers(txn, offers, effects)
+    txn.updated_at = effects.meta.occurred_at
+
+
+def unredeem_coupon(txn: Transaction, code: str, effects: Effects) -> None:
+    """Give back a coupon redeemed with a purchase, e.g. after a reject (Antavo's
+    coupon_unredeem); a full refund does this by itself."""
+    await_checkout(txn)
+    if code not in txn.coupons or code in txn.coupons_unredeemed:
+        raise Rejected(
+            "unknown_coupon", f"coupon {code} is not redeemed with transaction {txn.transaction_id}"
+        )
+    txn.coupons_unredeemed.append(code)
+    effects.announce_coupon_unredeemed(txn, code)
+    txn.updated_at = effects.meta.occurred_at

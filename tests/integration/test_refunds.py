@@ -250,3 +250,30 @@ async def test_checkout_accept_full_refund_restores_the_customer(
     assert results[f"{run}-back"]["outcome"] == "applied", results[f"{run}-back"]
     assert await balances(dbq, name, c) == before
     assert await dbq.ledger_mismatches(name) == []
+
+
+async def test_coupon_stays_redeemed_after_reject_until_coupon_unredeem(
+    kafka_bootstrap, database_url, dbq: Db
+):
+    p = program(pending_period={"seconds": 3600})
+    c = "couponer"
+    async with engine_for(kafka_bootstrap, database_url, p) as engine:
+        results = await play(
+            engine,
+            event("checkout", c, "T", "buy", 0, total=30, coupons=["C24RR562"], offers=["o1"]),
+            event("checkout_reject", c, "T", "no", 1),
+            event("coupon_unredeem", c, "T", "coupon-back", 2, code="C24RR562"),
+            event("offer_unredeem", c, "T", "offer-back", 3, offers=["o1"]),
+            event("coupon_unredeem", c, "T", "coupon-again", 4, code="C24RR562"),
+        )
+        await engine.wait_for("webhooks", 5)
+    assert results["coupon-back"]["outcome"] == results["offer-back"]["outcome"] == "applied"
+    assert results["coupon-again"]["error"]["code"] == "unknown_coupon"
+    txn = await dbq.transaction(p.name, "T")
+    assert (txn["status"], txn["coupons_unredeemed"], txn["offers_unredeemed"]) == (
+        "rejected",
+        ["C24RR562"],
+        ["o1"],
+    )
+    types = [dict(r.headers)["webhook-type"].decode() for r in engine.received["webhooks"]]
+    assert types.count("coupon.unredeemed") == 1 and types.count("offer.unredeemed") == 1

@@ -24,7 +24,14 @@ from services.domain.customer import Customer, LedgerEntry, Movement
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.lifecycle import accept_checkout, reject_checkout
 from services.domain.program import Program, Rounding
-from services.domain.refunds import partial_refund, proportional_share, refund, refund_item
+from services.domain.refunds import (
+    partial_refund,
+    proportional_share,
+    refund,
+    refund_item,
+    unredeem_coupon,
+    unredeem_offers,
+)
 from services.domain.transaction import Status, Transaction
 from tests.unit.builders import guest_event, seed
 
@@ -1172,3 +1179,39 @@ def test_property_mixed_partial_and_item_refunds_then_the_rest_equal_one_refund(
         left = run.left
         run.apply(whole_refund(), left)
     run.assert_fully_refunded_like(after_single_refund(sc))
+
+
+# --- Explicit unredeem -------------------------------------------------------------------------
+
+
+def test_offer_unredeem_gives_back_offers_without_refunding() -> None:
+    c, txn = bought(offers=["o1", "o2"])
+    before = balances(c)
+    fx = effects("offer_unredeem", LATER)
+    unredeem_offers(txn, ["o2"], fx)
+    assert txn.offers_unredeemed == ["o2"] and txn.status is Status.accepted and txn.refunded == 0
+    assert hook_types(fx) == ["offer.unredeemed"] and balances(c) == before
+    with pytest.raises(Rejected) as again:
+        unredeem_offers(txn, ["o2"], effects("offer_unredeem", LATER))
+    assert again.value.code == "unknown_offer"
+
+
+def test_coupon_unredeem_after_a_reject_gives_the_coupon_back_once() -> None:
+    txn = register_checkout(PENDING_PROGRAM, seed(coupons=["C24RR562"]), rich_customer(), None, effects())
+    reject_checkout(None, txn, effects("checkout_reject", LATER))
+    assert txn.coupons_unredeemed == []  # a reject leaves the coupon redeemed
+    fx = effects("coupon_unredeem", LATER)
+    unredeem_coupon(txn, "C24RR562", fx)
+    assert txn.coupons_unredeemed == ["C24RR562"] and hook_types(fx) == ["coupon.unredeemed"]
+    for code in ("C24RR562", "NOT-MINE"):
+        with pytest.raises(Rejected) as exc:
+            unredeem_coupon(txn, code, effects("coupon_unredeem", LATER))
+        assert exc.value.code == "unknown_coupon"
+
+
+def test_unredeem_on_a_draft_parks() -> None:
+    txn = Transaction.draft("acme", TID, CUSTOMER, AT)
+    with pytest.raises(Parked):
+        unredeem_coupon(txn, "X", effects("coupon_unredeem"))
+    with pytest.raises(Parked):
+        unredeem_offers(txn, ["o"], effects("offer_unredeem"))
