@@ -10,6 +10,8 @@ Checkouts:
 Pending lifecycle:
 5. sweep: N due pending transactions expired by the timer (in-process, with its relay);
 6. accepts: N/2 ``checkout_accept`` events through the lifecycle process, end to end.
+Refunds:
+7. N/2 full ``refund`` events through the refunds process, end to end.
 """
 
 from __future__ import annotations
@@ -162,9 +164,12 @@ async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
     return time.perf_counter() - start
 
 
-async def seed_pending(settings: Settings, program: Program, count: int, due: datetime, tag: str) -> None:
-    """``count`` pending transactions (10 per customer) due at ``due``, registered by the real
-    domain rules and written by the real repository, so balances match the ledger."""
+async def seed_transactions(
+    settings: Settings, program: Program, count: int, due: datetime, tag: str
+) -> None:
+    """``count`` transactions (10 per customer; pending until ``due`` when the program has a
+    pending period, else accepted), registered by the real domain rules and written by the
+    real repository, so balances match the ledger."""
     pool = await create_pool(settings, size=1)
     for first in range(0, count, 5000):
         uow = UnitOfWork()
@@ -188,7 +193,7 @@ async def seed_pending(settings: Settings, program: Program, count: int, due: da
 
 async def bench_sweep(settings: Settings, program: Program, count: int) -> tuple[float, float]:
     """Seconds for the timer to expire ``count`` due transactions, and until published."""
-    await seed_pending(settings, program, count, datetime.now(UTC) - timedelta(minutes=1), "due")
+    await seed_transactions(settings, program, count, datetime.now(UTC) - timedelta(minutes=1), "due")
     pool = await create_pool(settings)
     relay = OutboxRelay(settings, pool)
     await relay.start()
@@ -204,30 +209,32 @@ async def bench_sweep(settings: Settings, program: Program, count: int) -> tuple
     return committed, published
 
 
-async def bench_accepts(settings: Settings, program: Program, count: int) -> tuple[float, float]:
-    await seed_pending(settings, program, count, datetime.now(UTC) + timedelta(days=30), "acc")
-    accepts: list[dict[str, Any]] = [
+async def bench_events(
+    settings: Settings, program: Program, count: int, action: str, module: str, status: str
+) -> tuple[float, float]:
+    """``count`` events of ``action`` on as many seeded transactions, through ``module``."""
+    tag = action.replace("_", "-")
+    await seed_transactions(settings, program, count, datetime.now(UTC) + timedelta(days=30), tag)
+    events: list[dict[str, Any]] = [
         {
-            "event_id": f"accept-{n}",
+            "event_id": f"{tag}-event-{n}",
             "program": program.name,
             "customer": f"customer-{n % (count // 10)}",
-            "action": "checkout_accept",
-            "data": {"transaction_id": f"acc-{n}"},
+            "action": action,
+            "data": {"transaction_id": f"{tag}-{n}"},
         }
         for n in range(count)
     ]
+    topic = settings.topics.lifecycle if module == "services.lifecycle" else settings.topics.refunds
     await produce(
-        settings,
-        settings.topics.lifecycle,
-        [json.dumps(a).encode() for a in accepts],
-        [a["customer"].encode() for a in accepts],
+        settings, topic, [json.dumps(e).encode() for e in events], [e["customer"].encode() for e in events]
     )
     return await run_engine(
         settings,
-        "services.lifecycle",
+        module,
         "SELECT count(*) >= $2 FROM transactions"
-        " WHERE program = $1 AND status = 'accepted' AND transaction_id LIKE 'acc-%'",
-        [program.name, count],
+        " WHERE program = $1 AND status = $3 AND transaction_id LIKE $4",
+        [program.name, count, status, f"{tag}-%"],
     )
 
 
@@ -269,7 +276,12 @@ async def main() -> None:
     )
     swept, sweep_published = await bench_sweep(settings, pending, count)
     accepts = count // 2
-    accepted, accepts_published = await bench_accepts(settings, pending, accepts)
+    accepted, accepts_published = await bench_events(
+        settings, pending, accepts, "checkout_accept", "services.lifecycle", "accepted"
+    )
+    refunded, refunds_published = await bench_events(
+        settings, program, accepts, "refund", "services.refunds", "refunded"
+    )
 
     def rate(seconds: float, n: int = count) -> str:
         return f"{n / seconds:>10,.0f}/s"
@@ -285,6 +297,13 @@ async def main() -> None:
         (f"timer: sweep {count} due, published", sweep_published, rate(sweep_published), ""),
         (f"lifecycle: {accepts} accepts, committed", accepted, rate(accepted, accepts), ""),
         (f"lifecycle: {accepts} accepts, published", accepts_published, rate(accepts_published, accepts), ""),
+        (f"refunds: {accepts} full refunds, committed", refunded, rate(refunded, accepts), ""),
+        (
+            f"refunds: {accepts} full refunds, published",
+            refunds_published,
+            rate(refunds_published, accepts),
+            "",
+        ),
     ]
     print(f"\n{'stage':<40} {'seconds':>9} {'rate':>12}  engine/stage")
     for name, seconds, r, ratio in rows:
