@@ -125,7 +125,32 @@ def sample_stream(run: str) -> list[tuple[str, str, dict[str, Any] | bytes]]:
         + [("lifecycle", SEED_CUSTOMER, body) for body in lifecycle]
         + [("checkouts", SEED_CUSTOMER, body) for body in late_checkouts]
         + [("lifecycle", SEED_CUSTOMER, _lifecycle("checkout_reject", run, "reject", dropped))]
+        + [("refunds", key, body) for key, body in _refunds(run, seed_item_level, usd)]
     )
+
+
+def _refunds(
+    run: str, seed_item_level: dict[str, Any], usd: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """A returned shirt, money back on the seed order, and a full refund of the USD order."""
+
+    def body(name: str, action: str, customer: str, tid: str, **data: Any) -> dict[str, Any]:
+        return {
+            "event_id": f"{run}-{name}",
+            "customer": customer,
+            "action": action,
+            "data": {"transaction_id": tid, **data},
+        }
+
+    seed_tid = seed_item_level["data"]["transaction_id"]
+    return [
+        (
+            SEED_CUSTOMER,
+            body("return-shirt", "refund_item", SEED_CUSTOMER, seed_tid, product_id="001", quantity=1),
+        ),
+        (SEED_CUSTOMER, body("goodwill", "partial_refund", SEED_CUSTOMER, seed_tid, amount="15.00")),
+        ("tourist", body("usd-refund", "refund", "tourist", usd["data"]["transaction_id"])),
+    ]
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
