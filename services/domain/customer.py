@@ -72,21 +72,6 @@ class Customer:
     def purchase_avg_items(self) -> Decimal | None:
         return self.purchase_items / self.purchase_count if self.purchase_count else None
 
-    def attributes(self) -> dict[str, object]:
-        """The customer attributes as webhooks and the read API show them."""
-        return {
-            "score": self.score,
-            "spendable": self.spendable,
-            "pending": self.pending,
-            "spent": self.spent,
-            "purchase_total": self.purchase_total,
-            "purchase_count": self.purchase_count,
-            "purchase_first_date": self.purchase_first_date,
-            "purchase_last_date": self.purchase_last_date,
-            "purchase_avg_total": self.purchase_avg_total,
-            "purchase_avg_items": self.purchase_avg_items,
-        }
-
 
 def move_points(
     customer: Customer,

@@ -129,7 +129,7 @@ class Effects:
         snapshot = txn.snapshot()
         self.status_changes.append(StatusChange(snapshot, from_status, txn.status))
         if webhook is not None:
-            self.announce(webhook, txn)
+            self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
 
     def announce_offer_unredeemed(self, txn: Transaction, offer: str) -> None:
         self.webhooks.append(Webhook("offer.unredeemed", txn.customer, _benefit(txn, "offer", offer)))

@@ -108,11 +108,3 @@ def test_record_purchase_updates_totals_count_dates_and_averages() -> None:
     assert c.purchase_avg_items == Decimal(2)
     # Balances are not touched by purchases.
     assert (c.score, c.spendable, c.pending, c.spent) == (0, 0, 0, 0)
-
-    attrs = c.attributes()
-    assert attrs["purchase_total"] == Decimal(150)
-    assert attrs["purchase_count"] == 3
-    assert attrs["purchase_avg_total"] == Decimal(50)
-    assert attrs["purchase_first_date"] == earlier
-    assert attrs["purchase_last_date"] == later
-    assert set(attrs) >= {"score", "spendable", "pending", "spent"}
