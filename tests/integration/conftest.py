@@ -35,6 +35,19 @@ def checkout_engine(kafka_bootstrap: str, database_url: str) -> Callable[..., En
     return factory
 
 
+CUSTOMER_STATE = (
+    "score",
+    "spendable",
+    "pending",
+    "spent",
+    "purchase_total",
+    "purchase_count",
+    "purchase_items",
+    "purchase_first_date",
+    "purchase_last_date",
+)
+
+
 class Db:
     """Read-side helpers over the real database, scoped by program."""
 
@@ -45,6 +58,12 @@ class Db:
         return await self.pool.fetchrow(
             "SELECT * FROM customers WHERE program = $1 AND customer_id = $2", program, customer_id
         )
+
+    async def balances(self, program: str, customer_id: str) -> dict[str, Any]:
+        """A customer's balances and purchase attributes, for comparing states."""
+        row = await self.customer(program, customer_id)
+        assert row is not None
+        return {k: row[k] for k in CUSTOMER_STATE}
 
     async def transaction(self, program: str, transaction_id: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(

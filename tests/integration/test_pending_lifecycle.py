@@ -245,21 +245,7 @@ async def _state(dbq: Db, program: str, customer: str, tid: str) -> dict[str, An
     assert txn is not None
     for volatile in ("transaction_id", "customer"):
         txn.pop(volatile)
-    row = await dbq.customer(program, customer)
-    balances = {
-        k: row[k]
-        for k in (
-            "score",
-            "spendable",
-            "pending",
-            "spent",
-            "purchase_total",
-            "purchase_count",
-            "purchase_items",
-            "purchase_first_date",
-            "purchase_last_date",
-        )
-    }
+    balances = await dbq.balances(program, customer)
     # Events still waiting (e.g. an unspend whose reject never comes), by their step.
     still_parked = sorted(
         r["event_id"].removeprefix(f"{tid}-")

@@ -50,30 +50,12 @@ async def play(engine: Engine, *bodies: dict[str, Any]) -> dict[str, dict[str, A
     return {v["event_id"]: v for v in engine.values("event_results")}
 
 
-BALANCES = (
-    "score",
-    "spendable",
-    "pending",
-    "spent",
-    "purchase_total",
-    "purchase_count",
-    "purchase_items",
-    "purchase_first_date",
-    "purchase_last_date",
-)
-
-
-async def balances(dbq: Db, name: str, customer: str) -> dict[str, Any]:
-    row = await dbq.customer(name, customer)
-    return {k: row[k] for k in BALANCES}
-
-
 async def test_full_refund_returns_everything_to_before_the_purchase(kafka_bootstrap, database_url, dbq: Db):
     p = program()
     c = "returner"
     async with engine_for(kafka_bootstrap, database_url, p) as engine:
         await play(engine, event("checkout", c, "earlier", "e0", 0, total=200))
-        before = await balances(dbq, p.name, c)
+        before = await dbq.balances(p.name, c)
         await play(
             engine,
             event(
@@ -89,11 +71,11 @@ async def test_full_refund_returns_everything_to_before_the_purchase(kafka_boots
                 offers=["bogo"],
             ),
         )
-        after_purchase = await balances(dbq, p.name, c)
+        after_purchase = await dbq.balances(p.name, c)
         results = await play(engine, event("refund", c, "T", "back", 20, offers=["bogo"]))
         await engine.wait_for("webhooks", 12)
     assert after_purchase != before
-    assert await balances(dbq, p.name, c) == before
+    assert await dbq.balances(p.name, c) == before
     txn = await dbq.transaction(p.name, "T")
     assert txn["status"] == "refunded" and Decimal(txn["refunded"]) == Decimal("67.97")
     assert txn["points_revoked"] == txn["points_earned"] and txn["points_restored"] == 50
@@ -133,7 +115,7 @@ async def test_partial_and_item_refunds_covering_everything_equal_one_refund(
             event("refund_item", "pieces", "pieces", "p4", 5, product_id="shirt", quantity=2),
         )
     assert [results[e]["outcome"] for e in ("p1", "p2", "p3", "p4")] == ["applied"] * 4
-    whole, pieces = await balances(dbq, p.name, "whole"), await balances(dbq, p.name, "pieces")
+    whole, pieces = await dbq.balances(p.name, "whole"), await dbq.balances(p.name, "pieces")
     assert whole == pieces
     a, b = await dbq.transaction(p.name, "whole"), await dbq.transaction(p.name, "pieces")
     for field in ("status", "refunded", "points_revoked", "points_restored", "points_earned"):
@@ -240,7 +222,7 @@ async def test_checkout_accept_full_refund_restores_the_customer(
     if engine.programs[name].pending_period:
         history.append(event("checkout_accept", c, f"{run}-0", f"{run}-e0a", 1))
     await play(engine, *[{**b, "program": name} for b in history])
-    before = await balances(dbq, name, c)
+    before = await dbq.balances(name, c)
     burn = int(before["spendable"] * burn_share)
     steps = [event("checkout", c, run, f"{run}-buy", 10, total=total, points_burned=burn, items=items)]
     if engine.programs[name].pending_period:
@@ -248,7 +230,7 @@ async def test_checkout_accept_full_refund_restores_the_customer(
     steps.append(event("refund", c, run, f"{run}-back", 20))
     results = await play(engine, *[{**b, "program": name} for b in steps])
     assert results[f"{run}-back"]["outcome"] == "applied", results[f"{run}-back"]
-    assert await balances(dbq, name, c) == before
+    assert await dbq.balances(name, c) == before
     assert await dbq.ledger_mismatches(name) == []
 
 

@@ -1,11 +1,31 @@
-"""Event builders shared by the domain unit tests: the seed checkout, and its guest twin."""
+"""Builders shared by the domain unit tests: a program, the seed checkout and its guest twin."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.contract.examples import seed_item_level_checkout
+from services.contract.examples import SEED_CUSTOMER, SEED_TRANSACTION_ID, seed_item_level_checkout
 from services.contract.inbound import CheckoutEvent
+from services.domain.program import Program
+
+CUSTOMER = SEED_CUSTOMER
+TID = SEED_TRANSACTION_ID
+AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+LATER = AT + timedelta(days=1)
+PENDING_SECONDS = 14 * 24 * 3600
+BIG_BASKET = {"id": "big-basket", "points": 15, "conditions": {"min_total": 100}}
+
+
+def make_program(**fields: Any) -> Program:
+    """Program "acme": item level, 1 point per EUR, a 15-point bonus from 100 EUR."""
+    body: dict[str, Any] = {
+        "name": "acme",
+        "currency": "EUR",
+        "earn": {"level": "item", "campaigns": [BIG_BASKET]},
+        **fields,
+    }
+    return Program.model_validate(body)
 
 
 def seed(**data: Any) -> CheckoutEvent:

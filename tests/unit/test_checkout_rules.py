@@ -10,32 +10,16 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from services.contract.examples import SEED_CUSTOMER, seed_item_level_checkout
+from services.contract.examples import seed_item_level_checkout
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
-from tests.unit.builders import guest_event, seed
-
-CUSTOMER = SEED_CUSTOMER
-AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-PENDING_SECONDS = 14 * 24 * 3600
+from tests.unit.builders import AT, BIG_BASKET, CUSTOMER, PENDING_SECONDS, guest_event, make_program, seed
 
 SEED_ITEM_LEVEL = seed_item_level_checkout()
-
-BIG_BASKET = {"id": "big-basket", "points": 15, "conditions": {"min_total": 100}}
-
-
-def make_program(**fields: Any) -> Program:
-    body: dict[str, Any] = {
-        "name": "acme",
-        "currency": "EUR",
-        "earn": {"level": "item", "campaigns": [BIG_BASKET]},
-        **fields,
-    }
-    return Program.model_validate(body)
 
 
 PROGRAM = make_program()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.contract.examples import SEED_CUSTOMER, SEED_TRANSACTION_ID, seed_item_level_checkout
+from services.contract.examples import seed_item_level_checkout
 from services.contract.inbound import CheckoutUpdateEvent
 from services.domain.checkout import register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
@@ -27,29 +27,17 @@ from services.domain.lifecycle import (
 )
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
-from tests.unit.builders import guest_event, seed
+from tests.unit import builders
+from tests.unit.builders import AT, CUSTOMER, LATER, PENDING_SECONDS, TID, guest_event, seed
 
-CUSTOMER = SEED_CUSTOMER
-TID = SEED_TRANSACTION_ID
-AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-LATER = AT + timedelta(days=1)
-PENDING_SECONDS = 14 * 24 * 3600
 DUE = AT + timedelta(seconds=PENDING_SECONDS)
 
 SEED_ITEM_LEVEL = seed_item_level_checkout()
 
-BIG_BASKET = {"id": "big-basket", "points": 15, "conditions": {"min_total": 100}}
-
 
 def make_program(**fields: Any) -> Program:
-    body: dict[str, Any] = {
-        "name": "acme",
-        "currency": "EUR",
-        "earn": {"level": "item", "campaigns": [BIG_BASKET]},
-        "pending_period": {"seconds": PENDING_SECONDS},
-        **fields,
-    }
-    return Program.model_validate(body)
+    """The shared program, with a pending period unless told otherwise."""
+    return builders.make_program(**{"pending_period": {"seconds": PENDING_SECONDS}, **fields})
 
 
 PROGRAM = make_program()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.contract.examples import SEED_CUSTOMER, SEED_TRANSACTION_ID
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
@@ -33,26 +32,18 @@ from services.domain.refunds import (
     unredeem_offers,
 )
 from services.domain.transaction import Status, Transaction
-from tests.unit.builders import guest_event, seed
+from tests.unit.builders import (
+    AT,
+    CUSTOMER,
+    LATER,
+    PENDING_SECONDS,
+    TID,
+    guest_event,
+    make_program,
+    seed,
+)
 
-CUSTOMER = SEED_CUSTOMER
-TID = SEED_TRANSACTION_ID
-AT = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-LATER = AT + timedelta(days=1)
-PENDING_SECONDS = 14 * 24 * 3600
 CENT = Decimal("0.01")
-
-BIG_BASKET = {"id": "big-basket", "points": 15, "conditions": {"min_total": 100}}
-
-
-def make_program(**fields: Any) -> Program:
-    body: dict[str, Any] = {
-        "name": "acme",
-        "currency": "EUR",
-        "earn": {"level": "item", "campaigns": [BIG_BASKET]},
-        **fields,
-    }
-    return Program.model_validate(body)
 
 
 PROGRAM = make_program()  # no pending period: checkouts are accepted at once
