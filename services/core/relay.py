@@ -34,6 +34,15 @@ MISSING_TOPIC = Counter(
 _MISSING_TOPIC_RETRY_SECONDS = 60.0
 _METADATA_TIMEOUT_SECONDS = 5.0
 _LANE_LOCK_NAMESPACE = 7_240_002
+_PURGE_EVERY_SECONDS = 60.0
+_PURGE_BATCH = 10_000
+# ctid batches: bounded work per statement, and concurrent relays skip each other's rows.
+_PURGE = """
+    DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM outbox
+        WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
 
 _CLAIM = """
     SELECT id, topic, key, value, headers FROM outbox
@@ -55,6 +64,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._known_topics: set[str] = set()
         self._missing_topics: dict[str, float] = {}  # topic -> when to look it up again
+        self._next_purge = 0.0
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -84,6 +94,8 @@ class OutboxRelay:
         while True:
             try:
                 published = await self.publish_once()
+                if time.monotonic() >= self._next_purge:
+                    await self.purge()
                 backoff = Backoff(self.settings)
             except asyncio.CancelledError:
                 raise
@@ -96,6 +108,17 @@ class OutboxRelay:
                 self.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_idle_seconds)
+
+    async def purge(self) -> int:
+        """Delete published rows past their retention; return how many."""
+        self._next_purge = time.monotonic() + _PURGE_EVERY_SECONDS
+        purged = 0
+        while True:
+            status = await self.pool.execute(_PURGE, self.settings.outbox_retention_seconds, _PURGE_BATCH)
+            deleted = int(status.split()[-1])
+            purged += deleted
+            if deleted < _PURGE_BATCH:
+                return purged
 
     def _set_aside(self) -> list[str]:
         now = time.monotonic()

@@ -10,6 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from services.actions import checkout_ingestion
+from services.core.db import create_pool
+from services.core.relay import OutboxRelay
+from services.core.settings import Settings
 from tests.harness import Engine
 from tests.integration.conftest import Db
 from tests.integration.test_checkout_ingestion import checkout
@@ -72,3 +75,26 @@ async def test_rows_for_a_missing_topic_do_not_block_other_topics(checkout_engin
         assert stranded == lanes, "rows for a missing topic are kept, not dropped"
     finally:
         await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", missing)
+
+
+async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, database_url, dbq: Db):
+
+    topic = f"purge-{uuid.uuid4().hex[:8]}"
+    await dbq.pool.execute(
+        """
+        INSERT INTO outbox (lane, topic, key, value, published_at) VALUES
+            (0, $1, 'old', 'v', now() - interval '2 days'),
+            (0, $1, 'recent', 'v', now() - interval '1 hour'),
+            (0, $1, 'unpublished', 'v', NULL)
+        """,
+        topic,
+    )
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap)
+    pool = await create_pool(settings)
+    try:
+        assert await OutboxRelay(settings, pool).purge() >= 1
+        left = await dbq.pool.fetch("SELECT key FROM outbox WHERE topic = $1 ORDER BY key", topic)
+        assert [bytes(r["key"]) for r in left] == [b"recent", b"unpublished"]
+    finally:
+        await pool.close()
+        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", topic)
