@@ -10,7 +10,8 @@ from typing import Any
 
 from services.contract import inbound
 from services.core.actions import Action, TopicHandler
-from services.core.unit_of_work import Key, UnitOfWork
+from services.core.unit_of_work import Needs, UnitOfWork
+from services.domain.catalog import Coupon, assign_coupon
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer
 from services.domain.effects import Effects, Parked, Rejected
@@ -27,9 +28,49 @@ from services.domain.refunds import partial_refund, refund, refund_item, unredee
 from services.domain.transaction import Status, Transaction
 
 
-def _keys(program: str, event: Any) -> tuple[list[Key], list[Key]]:
+def _keys(program: str, event: Any) -> Needs:
     customers = [(program, event.customer)] if event.customer else []
-    return customers, [(program, event.data.transaction_id)]
+    return Needs(customers=customers, transactions=[(program, event.data.transaction_id)])
+
+
+def _purchase_keys(program: str, event: Any) -> Needs:
+    """A checkout or update also reads the catalog products of items sent without a category
+    (their catalog category feeds the category earn rules)."""
+    needs = _keys(program, event)
+    needs.catalog = [
+        (program, "product", i.product_id) for i in event.data.items if i.category is None and i.product_id
+    ]
+    return needs
+
+
+def _categories(uow: UnitOfWork, program: str, event: Any) -> dict[str, str]:
+    found = {}
+    for item in event.data.items:
+        doc = uow.catalog.get((program, "product", item.product_id)) if item.product_id else None
+        if doc is not None and doc.get("category"):
+            found[item.product_id] = doc["category"]
+    return found
+
+
+def _no_rows(program: str, event: Any) -> Needs:
+    return Needs()
+
+
+def _catalog_write(kind: str, id_field: str, delete: bool = False) -> Any:
+    """product/store/offer upsert and delete: last writer wins, per entity, in partition order."""
+
+    def apply(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
+        doc = None if delete else event.data.model_dump(mode="json")
+        uow.put_catalog((program.name, kind, getattr(event.data, id_field)), doc)
+
+    return apply
+
+
+def _coupon_assign(
+    uow: UnitOfWork, program: Program, event: inbound.CouponAssignEvent, effects: Effects
+) -> None:
+    coupon = Coupon(**event.data.model_dump(), assigned_at=effects.meta.occurred_at)
+    uow.put_coupon(program.name, assign_coupon(uow.coupons.get((program.name, coupon.code)), coupon))
 
 
 def _transaction_or_draft(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> Transaction:
@@ -51,7 +92,8 @@ def _owner(uow: UnitOfWork, txn: Transaction) -> Customer | None:
 def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, effects: Effects) -> None:
     existing = uow.transaction(program.name, event.data.transaction_id)
     customer = uow.customer(program.name, event.customer) if event.customer else None
-    uow.put_transaction(register_checkout(program, event, customer, existing, effects))
+    categories = _categories(uow, program.name, event)
+    uow.put_transaction(register_checkout(program, event, customer, existing, effects, categories))
 
 
 def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent, effects: Effects) -> None:
@@ -63,7 +105,7 @@ def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent,
 def _update(uow: UnitOfWork, program: Program, event: inbound.CheckoutUpdateEvent, effects: Effects) -> None:
     txn = _transaction_or_draft(uow, program, event, effects)
     check_customer(event.customer, txn)
-    update_checkout(program, event, _owner(uow, txn), txn, effects)
+    update_checkout(program, event, _owner(uow, txn), txn, effects, _categories(uow, program.name, event))
     uow.put_transaction(txn)
 
 
@@ -103,9 +145,9 @@ def _refund(rule: Any) -> Any:
 
 
 ACTIONS: dict[str, Action] = {
-    "checkout": Action(inbound.CheckoutEvent, _keys, _checkout),
+    "checkout": Action(inbound.CheckoutEvent, _purchase_keys, _checkout),
     "checkout_claim": Action(inbound.CheckoutClaimEvent, _keys, _claim),
-    "checkout_update": Action(inbound.CheckoutUpdateEvent, _keys, _update),
+    "checkout_update": Action(inbound.CheckoutUpdateEvent, _purchase_keys, _update),
     "checkout_accept": Action(inbound.CheckoutAcceptEvent, _keys, _lifecycle(accept_checkout)),
     "checkout_reject": Action(inbound.CheckoutRejectEvent, _keys, _lifecycle(reject_checkout)),
     "point_unspend": Action(inbound.PointUnspendEvent, _keys, _lifecycle(unspend_points)),
@@ -122,6 +164,20 @@ ACTIONS: dict[str, Action] = {
         _refund(
             lambda c, txn, d, fx: refund_item(c, txn, d.product_id, d.quantity, d.subtotal, d.offers, fx)
         ),
+    ),
+    "product_upsert": Action(inbound.ProductUpsertEvent, _no_rows, _catalog_write("product", "product_id")),
+    "product_delete": Action(
+        inbound.ProductDeleteEvent, _no_rows, _catalog_write("product", "product_id", delete=True)
+    ),
+    "store_upsert": Action(inbound.StoreUpsertEvent, _no_rows, _catalog_write("store", "store_id")),
+    "store_delete": Action(
+        inbound.StoreDeleteEvent, _no_rows, _catalog_write("store", "store_id", delete=True)
+    ),
+    "offer_upsert": Action(inbound.OfferUpsertEvent, _no_rows, _catalog_write("offer", "offer_id")),
+    "coupon_assign": Action(
+        inbound.CouponAssignEvent,
+        lambda program, event: Needs(coupons=[(program, event.data.code)]),
+        _coupon_assign,
     ),
     "offer_unredeem": Action(
         inbound.OfferUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_offers(txn, d.offers, fx))
@@ -150,5 +206,23 @@ def refunds() -> TopicHandler:
         "refunds",
         "refunds",
         frozenset({"refund", "partial_refund", "refund_item", "offer_unredeem", "coupon_unredeem"}),
+        ACTIONS,
+    )
+
+
+def enrichment() -> TopicHandler:
+    return TopicHandler(
+        "enrichment",
+        "catalog",
+        frozenset(
+            {
+                "product_upsert",
+                "product_delete",
+                "store_upsert",
+                "store_delete",
+                "offer_upsert",
+                "coupon_assign",
+            }
+        ),
         ACTIONS,
     )

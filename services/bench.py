@@ -39,7 +39,7 @@ from services.core.programs import dump_programs
 from services.core.relay import OutboxRelay
 from services.core.settings import Settings, Topics
 from services.core.timer import PendingTimer
-from services.core.unit_of_work import UnitOfWork
+from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.checkout import register_checkout
 from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
@@ -179,7 +179,9 @@ async def seed_transactions(
             body["data"] |= {"transaction_id": f"{tag}-{n}", "auto_accept": due.isoformat()}
             events.append(CheckoutEvent.model_validate(body))
         async with pool.acquire() as conn, conn.transaction():
-            await repository.load(conn, uow, {(program.name, e.customer or "") for e in events}, [])
+            await repository.load(
+                conn, uow, Needs(customers=[(program.name, e.customer or "") for e in events])
+            )
             for e in events:
                 effects = Effects(
                     EventMeta(program.name, e.event_id or "", e.event_id or "", "checkout", due)

@@ -10,6 +10,7 @@ SERVICES=(
   "services.checkout checkout"
   "services.lifecycle lifecycle"
   "services.refunds refunds"
+  "services.enrichment enrichment"
 )
 pids=()
 stop() { trap - INT TERM; echo "run.sh: stopping"; kill -TERM "${pids[@]}" 2>/dev/null || true; wait; exit 0; }

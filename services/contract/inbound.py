@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from services.domain.catalog import Offer, Product, Store
 from services.domain.transaction import IntentType
 
 
@@ -212,6 +213,66 @@ class CouponUnredeemEvent(_LifecycleEvent):
 
 RefundsTopicEvent = Annotated[
     RefundEvent | PartialRefundEvent | RefundItemEvent | OfferUnredeemEvent | CouponUnredeemEvent,
+    Field(discriminator="action"),
+]
+
+
+class ProductRef(_Body):
+    product_id: Id
+
+
+class StoreRef(_Body):
+    store_id: Id
+
+
+class CouponAssignData(_Body):
+    code: Id
+    customer: Id
+    type: Literal["amount", "percent", "gift_card"] = "amount"
+    value: NonNegativeMoney | None = None
+    balance: NonNegativeMoney | None = None
+    currency: Annotated[str, Field(min_length=3, max_length=3)] | None = None
+    expires_at: AwareDatetime | None = None
+    pool: str | None = None
+
+
+class ProductUpsertEvent(_Event):
+    action: Literal["product_upsert"]
+    data: Product
+
+
+class ProductDeleteEvent(_Event):
+    action: Literal["product_delete"]
+    data: ProductRef
+
+
+class StoreUpsertEvent(_Event):
+    action: Literal["store_upsert"]
+    data: Store
+
+
+class StoreDeleteEvent(_Event):
+    action: Literal["store_delete"]
+    data: StoreRef
+
+
+class OfferUpsertEvent(_Event):
+    action: Literal["offer_upsert"]
+    data: Offer
+
+
+class CouponAssignEvent(_Event):
+    action: Literal["coupon_assign"]
+    data: CouponAssignData
+
+
+CatalogTopicEvent = Annotated[
+    ProductUpsertEvent
+    | ProductDeleteEvent
+    | StoreUpsertEvent
+    | StoreDeleteEvent
+    | OfferUpsertEvent
+    | CouponAssignEvent,
     Field(discriminator="action"),
 ]
 

@@ -29,6 +29,13 @@ INBOUND: dict[str, Any] = {
     "refund_item": inbound.RefundItemEvent,
     "offer_unredeem": inbound.OfferUnredeemEvent,
     "coupon_unredeem": inbound.CouponUnredeemEvent,
+    "catalog-topic": inbound.CatalogTopicEvent,
+    "product_upsert": inbound.ProductUpsertEvent,
+    "product_delete": inbound.ProductDeleteEvent,
+    "store_upsert": inbound.StoreUpsertEvent,
+    "store_delete": inbound.StoreDeleteEvent,
+    "offer_upsert": inbound.OfferUpsertEvent,
+    "coupon_assign": inbound.CouponAssignEvent,
 }
 OUTBOUND: dict[str, type[BaseModel]] = {
     "transaction-status": outbound.TransactionStatusMessage,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from services.core.records import Decoded
-from services.core.unit_of_work import Key, UnitOfWork
+from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.effects import Effects
 from services.domain.program import Program
 
@@ -21,7 +21,7 @@ from services.domain.program import Program
 @dataclass(frozen=True)
 class Action:
     model: type[BaseModel]
-    lock_keys: Callable[[str, Any], tuple[list[Key], list[Key]]]
+    needs: Callable[[str, Any], Needs]
     apply: Callable[[UnitOfWork, Program, Any, Effects], None]
 
 
@@ -38,9 +38,6 @@ class TopicHandler:
         union = reduce(or_, [registry[name].model for name in sorted(actions)])
         tagged: Any = Annotated[union, Field(discriminator="action")]
         self.adapter: TypeAdapter[Any] = TypeAdapter(tagged)
-
-    def lock_keys(self, decoded: Decoded[Any]) -> tuple[list[Key], list[Key]]:
-        return self.registry[decoded.action].lock_keys(decoded.program, decoded.event)
 
     def apply(self, uow: UnitOfWork, program: Program, decoded: Decoded[Any], effects: Effects) -> None:
         self.registry[decoded.action].apply(uow, program, decoded.event, effects)

@@ -26,7 +26,7 @@ from services.core.db import in_transaction
 from services.core.outbox import OutboxBuilder
 from services.core.records import Decoded, Invalid, RawRecord, decode
 from services.core.settings import Settings
-from services.core.unit_of_work import Key, ParkedEvent, UnitOfWork
+from services.core.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
 
@@ -102,14 +102,11 @@ class BatchPipeline:
             seen.add(key)
 
         uow = UnitOfWork()
-        customers: list[Key] = []
-        transactions: list[Key] = []
+        needs = Needs()
         for item, is_new in zip(items, fresh, strict=True):
             if is_new and isinstance(item, Decoded) and item.program in self.programs:
-                c, t = self.registry[item.action].lock_keys(item.program, item.event)
-                customers += c
-                transactions += t
-        await repository.load(conn, uow, customers, transactions)
+                needs.add(self.registry[item.action].needs(item.program, item.event))
+        await repository.load(conn, uow, needs)
 
         for item, is_new in zip(items, fresh, strict=True):
             outcome = self._handle(uow, item, is_new)
@@ -210,7 +207,7 @@ class BatchPipeline:
             for parked in list(waiting):
                 action = self.registry[parked.action]
                 event = action.model.model_validate(parked.body)
-                if not uow.holds(*action.lock_keys(program.name, event)):
+                if not uow.holds(action.needs(program.name, event)):
                     continue  # its rows are not locked in this batch: it waits for the next change
                 topic, partition, offset = parked.source.rsplit(":", 2)
                 decoded = Decoded(

@@ -13,7 +13,8 @@ import asyncpg
 
 from services.core.db import RetryableConflict, dumps
 from services.core.outbox import write_outbox
-from services.core.unit_of_work import Key, ParkedEvent, UnitOfWork
+from services.core.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
+from services.domain.catalog import Coupon
 from services.domain.customer import Customer
 from services.domain.transaction import Transaction
 
@@ -45,10 +46,9 @@ async def claim_inbox(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, s
     return {(r["program"], r["event_key"]) for r in inserted}
 
 
-async def load(
-    conn: asyncpg.Connection, uow: UnitOfWork, customer_keys: Iterable[Key], transaction_keys: Iterable[Key]
-) -> None:
-    programs, ids = _columns(customer_keys)
+async def load(conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs) -> None:
+    """Lock customers, then transactions, then coupons (each sorted); read catalog entries."""
+    programs, ids = _columns(needs.customers)
     if ids:
         await conn.execute(
             """
@@ -72,7 +72,7 @@ async def load(
             ids,
         ):
             uow.customers[(row["program"], row["customer_id"])] = Customer(**dict(row))
-    programs, ids = _columns(transaction_keys)
+    programs, ids = _columns(needs.transactions)
     if ids:
         for row in await conn.fetch(
             """
@@ -100,6 +100,36 @@ async def load(
         ):
             parked = ParkedEvent(**dict(row))
             uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
+    programs, ids = _columns(needs.coupons)
+    if ids:
+        for coupon_key in zip(programs, ids, strict=True):
+            uow.coupons[coupon_key] = None
+        for row in await conn.fetch(
+            """
+            SELECT program, doc FROM coupons
+            WHERE (program, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY program, code
+            FOR UPDATE
+            """,
+            programs,
+            ids,
+        ):
+            coupon = Coupon.model_validate(row["doc"])
+            uow.coupons[(row["program"], coupon.code)] = coupon
+    wanted = sorted(set(needs.catalog))
+    if wanted:
+        for catalog_key in wanted:
+            uow.catalog[catalog_key] = None
+        for row in await conn.fetch(
+            """
+            SELECT program, kind, id, doc FROM catalog
+            WHERE (program, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+            """,
+            [k[0] for k in wanted],
+            [k[1] for k in wanted],
+            [k[2] for k in wanted],
+        ):
+            uow.catalog[(row["program"], row["kind"], row["id"])] = row["doc"]
 
 
 def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
@@ -255,6 +285,55 @@ async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         )
 
 
+async def _save_catalog(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    changed = sorted(uow.changed_catalog)
+    upserts = [(k, uow.catalog[k]) for k in changed if uow.catalog[k] is not None]
+    deletes = [k for k in changed if uow.catalog[k] is None]
+    if upserts:
+        await conn.execute(
+            """
+            INSERT INTO catalog (program, kind, id, doc, updated_at)
+            SELECT p, k, i, d::jsonb, now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(p, k, i, d)
+            ON CONFLICT (program, kind, id) DO UPDATE
+            SET doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at
+            """,
+            [k[0] for k, _ in upserts],
+            [k[1] for k, _ in upserts],
+            [k[2] for k, _ in upserts],
+            [dumps(doc) for _, doc in upserts],
+        )
+    if deletes:
+        await conn.execute(
+            "DELETE FROM catalog"
+            " WHERE (program, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+            [k[0] for k in deletes],
+            [k[1] for k in deletes],
+            [k[2] for k in deletes],
+        )
+
+
+async def _save_coupons(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
+    coupons = [(k[0], c) for k in sorted(uow.changed_coupons) if (c := uow.coupons[k]) is not None]
+    if not coupons:
+        return
+    await conn.execute(
+        """
+        INSERT INTO coupons (program, code, customer_id, status, doc, updated_at)
+        SELECT p, c, u, s, d::jsonb, now()
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(p, c, u, s, d)
+        ON CONFLICT (program, code) DO UPDATE
+        SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status, doc = EXCLUDED.doc,
+            updated_at = EXCLUDED.updated_at
+        """,
+        [p for p, _ in coupons],
+        [c.code for _, c in coupons],
+        [c.customer for _, c in coupons],
+        [c.status.value for _, c in coupons],
+        [c.model_dump_json() for _, c in coupons],
+    )
+
+
 async def _refresh_purchase_dates(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
     """First and last purchase dates from the purchases that still count (after the
     transactions of this unit of work are saved)."""
@@ -287,4 +366,6 @@ async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
     await _save_ledger(conn, uow)
     await _save_history(conn, uow)
     await _save_parked(conn, uow)
+    await _save_catalog(conn, uow)
+    await _save_coupons(conn, uow)
     await write_outbox(conn, uow.outbox, lanes)

@@ -8,11 +8,30 @@ from datetime import datetime
 from typing import Any
 
 from services.core.outbox import OutboxMessage
+from services.domain.catalog import Coupon
 from services.domain.customer import Customer, LedgerEntry
 from services.domain.effects import Effects
 from services.domain.transaction import Transaction
 
 Key = tuple[str, str]  # (program, id)
+CatalogKey = tuple[str, str, str]  # (program, kind, id)
+
+
+@dataclass
+class Needs:
+    """The rows an event needs: customers, transactions and coupons are locked (in that
+    order), catalog entries are only read."""
+
+    customers: list[Key] = field(default_factory=list)
+    transactions: list[Key] = field(default_factory=list)
+    coupons: list[Key] = field(default_factory=list)
+    catalog: list[CatalogKey] = field(default_factory=list)
+
+    def add(self, other: Needs) -> None:
+        self.customers += other.customers
+        self.transactions += other.transactions
+        self.coupons += other.coupons
+        self.catalog += other.catalog
 
 
 @dataclass(frozen=True)
@@ -59,11 +78,29 @@ class UnitOfWork:
     # purchases (a purchase was fully refunded): done set-based when saving.
     stale_purchase_dates: set[Key] = field(default_factory=set)
 
-    def holds(self, customers: list[Key], transactions: list[Key]) -> bool:
+    # Reference data: catalog entries read or written (None: absent or deleted), coupons.
+    catalog: dict[CatalogKey, dict[str, Any] | None] = field(default_factory=dict)
+    changed_catalog: set[CatalogKey] = field(default_factory=set)
+    coupons: dict[Key, Coupon | None] = field(default_factory=dict)
+    changed_coupons: set[Key] = field(default_factory=set)
+
+    def holds(self, needs: Needs) -> bool:
         """Whether every row an event needs is loaded (and locked) in this unit of work."""
-        return all(k in self.customers for k in customers) and all(
-            k in self.transactions for k in transactions
+        return (
+            all(k in self.customers for k in needs.customers)
+            and all(k in self.transactions for k in needs.transactions)
+            and all(k in self.coupons for k in needs.coupons)
+            and all(k in self.catalog for k in needs.catalog)
         )
+
+    def put_catalog(self, key: CatalogKey, doc: dict[str, Any] | None) -> None:
+        self.catalog[key] = doc
+        self.changed_catalog.add(key)
+
+    def put_coupon(self, program: str, coupon: Coupon) -> None:
+        key = (program, coupon.code)
+        self.coupons[key] = coupon
+        self.changed_coupons.add(key)
 
     def park(self, event: ParkedEvent) -> None:
         self.parked.setdefault((event.program, event.transaction_id), []).append(event)

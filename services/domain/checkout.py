@@ -7,6 +7,7 @@ Every check runs before the first change, so a rejected or parked event leaves s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -49,8 +50,12 @@ def price_purchase(
     points_burned: int,
     purchase_type: str,
     occurred_at: datetime,
+    categories: Mapping[str, str] | None = None,
 ) -> Pricing:
-    """Checks and prices a checkout's (or an update's) contents; raises Rejected, changes nothing."""
+    """Checks and prices a checkout's (or an update's) contents; raises Rejected, changes nothing.
+
+    An item's category is its own, else its product's category in the catalog
+    (``categories``, by product id), else none."""
     rate = program.rate_from(data.currency)
     if rate is None:
         raise Rejected(
@@ -59,6 +64,8 @@ def price_purchase(
         )
     _check_metadata(program, data.metadata)
     subtotals = [item.effective_subtotal for item in data.items]
+    known = categories or {}
+    item_categories = [item.category or known.get(item.product_id or "") for item in data.items]
     cart = Cart(
         total=data.total,
         items=tuple(
@@ -66,10 +73,10 @@ def price_purchase(
                 product_id=item.product_id,
                 subtotal=subtotal,
                 quantity=item.quantity,
-                category=item.category,
+                category=category,
                 points_rewarded=item.points_rewarded,
             )
-            for item, subtotal in zip(data.items, subtotals, strict=True)
+            for item, subtotal, category in zip(data.items, subtotals, item_categories, strict=True)
         ),
         rate=rate,
         store=data.store,
@@ -84,7 +91,7 @@ def price_purchase(
             product_id=item.product_id,
             product_name=item.product_name,
             product_url=item.product_url,
-            category=item.category,
+            category=item_categories[i],
             price=item.price,
             quantity=item.quantity,
             discount=item.discount,
@@ -140,6 +147,7 @@ def register_checkout(
     customer: Customer | None,
     existing: Transaction | None,
     effects: Effects,
+    categories: Mapping[str, str] | None = None,
 ) -> Transaction:
     """Register a checkout, filling in its draft when lifecycle or refund events came first."""
     data = event.data
@@ -149,7 +157,12 @@ def register_checkout(
     check_burn(customer, data.points_burned)
     at = meta.occurred_at
     pricing = price_purchase(
-        program, data, points_burned=data.points_burned, purchase_type=data.type.value, occurred_at=at
+        program,
+        data,
+        points_burned=data.points_burned,
+        purchase_type=data.type.value,
+        occurred_at=at,
+        categories=categories,
     )
     pending = program.pending_period
     txn = Transaction(

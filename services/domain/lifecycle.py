@@ -7,6 +7,8 @@ Checks run before the first change, so a rejected or parked event leaves state u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from services.contract.inbound import CheckoutUpdateEvent
 from services.domain.checkout import apply_pricing, await_checkout, check_burn, price_purchase
 from services.domain.customer import Customer, Movement, record_purchase
@@ -40,6 +42,7 @@ def update_checkout(
     customer: Customer | None,
     txn: Transaction,
     effects: Effects,
+    categories: Mapping[str, str] | None = None,
 ) -> None:
     """Replace total, items and points of a pending transaction; pending points follow."""
     _require_pending(txn, "update")
@@ -55,7 +58,12 @@ def update_checkout(
     check_burn(customer, burned - txn.points_burned)
     # Earn rules are those in force at the purchase, not at the update.
     pricing = price_purchase(
-        program, data, points_burned=burned, purchase_type=txn.type.value, occurred_at=txn.occurred_at
+        program,
+        data,
+        points_burned=burned,
+        purchase_type=txn.type.value,
+        occurred_at=txn.occurred_at,
+        categories=categories,
     )
     at = effects.meta.occurred_at
     old_burned, old_pending = txn.points_burned, txn.points_pending

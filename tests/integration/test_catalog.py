@@ -1,0 +1,112 @@
+"""Reference data from loyalty.catalog (enrichment consumer) and its use by checkout
+ingestion, on the real broker and database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from services.actions import checkout_ingestion, enrichment
+from services.domain.program import Program
+from tests.harness import Engine, make_program
+from tests.integration.conftest import Db
+
+pytestmark = pytest.mark.integration
+
+
+def catalog_event(action: str, event_id: str, **data: Any) -> dict[str, Any]:
+    return {"action": action, "event_id": event_id, "data": data}
+
+
+async def send_catalog(engine: Engine, body: dict[str, Any]) -> None:
+    entity_id = next(
+        v for k, v in body["data"].items() if k in ("product_id", "store_id", "offer_id", "code")
+    )
+    await engine.send(body, key=entity_id, topic="catalog")
+    await engine.wait_for_result(body["event_id"])
+
+
+def engine_for(kafka: str, database_url: str, program: Program) -> Engine:
+    return Engine(kafka, database_url, [enrichment(), checkout_ingestion()], [program])
+
+
+async def catalog_row(dbq: Db, program: str, kind: str, entity: str) -> dict[str, Any] | None:
+    doc = await dbq.pool.fetchval(
+        "SELECT doc FROM catalog WHERE program = $1 AND kind = $2 AND id = $3", program, kind, entity
+    )
+    return None if doc is None else dict(json.loads(doc))
+
+
+async def test_reference_data_is_kept_per_program(kafka_bootstrap, database_url, dbq: Db):
+    program = make_program(f"cat-{uuid.uuid4().hex[:6]}")
+    async with engine_for(kafka_bootstrap, database_url, program) as engine:
+        for body in (
+            catalog_event(
+                "product_upsert", "p1", product_id="001", name="Tee", category="shirts", colour="red"
+            ),
+            catalog_event("product_upsert", "p2", product_id="001", name="Super Tee", category="shirts"),
+            catalog_event("product_upsert", "p3", product_id="002", name="Jeans"),
+            catalog_event("product_delete", "p4", product_id="002"),
+            catalog_event(
+                "store_upsert", "s1", store_id="3044", name="Oxford St", city="London", country="GB"
+            ),
+            catalog_event("offer_upsert", "o1", offer_id="bogo", name="Buy one get one"),
+            catalog_event(
+                "coupon_assign",
+                "c1",
+                code="C24RR562",
+                customer="ann",
+                type="amount",
+                value=5,
+                currency="EUR",
+                expires_at="2030-01-01T00:00:00Z",
+                pool="EUR 5 COUPONS",
+            ),
+            catalog_event("coupon_assign", "c2", code="C24RR562", customer="bob", type="amount", value=5),
+        ):
+            await send_catalog(engine, body)
+    results = {v["event_id"]: v for v in engine.values("event_results")}
+    assert all(results[e]["outcome"] == "applied" for e in ("p1", "p2", "p3", "p4", "s1", "o1", "c1"))
+    assert results["c2"]["error"]["code"] == "coupon_taken"
+    tee = await catalog_row(dbq, program.name, "product", "001")
+    assert tee is not None and tee["name"] == "Super Tee" and "colour" not in tee  # upsert replaces
+    assert await catalog_row(dbq, program.name, "product", "002") is None
+    assert (await catalog_row(dbq, program.name, "store", "3044"))["city"] == "London"
+    assert (await catalog_row(dbq, program.name, "offer", "bogo"))["active"] is True
+    coupon = await dbq.pool.fetchrow(
+        "SELECT customer_id, status FROM coupons WHERE program = $1", program.name
+    )
+    assert (coupon["customer_id"], coupon["status"]) == ("ann", "claimed")
+
+
+async def test_category_earn_rules_read_the_catalog_category(kafka_bootstrap, database_url, dbq: Db):
+    program = make_program(f"cat-{uuid.uuid4().hex[:6]}", earn={"category_multipliers": {"shoes": 3}})
+    async with engine_for(kafka_bootstrap, database_url, program) as engine:
+        await send_catalog(engine, catalog_event("product_upsert", "p1", product_id="boot", category="shoes"))
+        await engine.send(
+            {
+                "action": "checkout",
+                "event_id": "buy",
+                "customer": "c",
+                "data": {
+                    "transaction_id": "T",
+                    "total": 30,
+                    "items": [
+                        {"product_id": "boot", "subtotal": 10},  # no category: the catalog's (shoes, x3)
+                        {"product_id": "boot", "subtotal": 10, "category": "gifts"},  # its own wins
+                        {"product_id": "unknown", "subtotal": 10},  # not in the catalog: none
+                    ],
+                },
+            },
+            topic="checkouts",
+        )
+        results = await engine.final_results(["buy"])
+        # A later catalog change does not rewrite the registered transaction.
+        await send_catalog(engine, catalog_event("product_upsert", "p2", product_id="boot", category="boots"))
+    assert results["buy"]["effects"]["points_earned"] == 30 + 10 + 10
+    txn = await dbq.transaction(program.name, "T")
+    assert [i["category"] for i in txn["items"]] == ["shoes", "gifts", None]
+    assert [i["points_rewarded"] for i in txn["items"]] == [30, 10, 10]
