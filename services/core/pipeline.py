@@ -107,6 +107,17 @@ class BatchPipeline:
             if is_new and isinstance(item, Decoded) and item.program in self.programs:
                 needs.add(self.registry[item.action].needs(item.program, item.event))
         await repository.load(conn, uow, needs)
+        # Parked events that a change may release need their catalog reads too.
+        await repository.read_catalog(
+            conn,
+            uow,
+            [
+                key
+                for waiting in uow.parked.values()
+                for parked in waiting
+                for key in self._needs_of(parked).catalog
+            ],
+        )
 
         for item, is_new in zip(items, fresh, strict=True):
             outcome = self._handle(uow, item, is_new)
@@ -196,6 +207,10 @@ class BatchPipeline:
         uow.outbox.extend(self.builder.effects(program, effects))
         uow.outbox.append(self.builder.decoded_result(item, "applied", effects=effects))
         return "applied"
+
+    def _needs_of(self, parked: ParkedEvent) -> Needs:
+        action = self.registry[parked.action]
+        return action.needs(parked.program, action.model.model_validate(parked.body))
 
     def _release(self, uow: UnitOfWork, program: Program, transaction_id: str) -> None:
         """Retry the events parked on a transaction that just changed, in arrival order, until

@@ -13,7 +13,7 @@ import asyncpg
 
 from services.core.db import RetryableConflict, dumps
 from services.core.outbox import write_outbox
-from services.core.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
+from services.core.unit_of_work import CatalogKey, Key, Needs, ParkedEvent, UnitOfWork
 from services.domain.catalog import Coupon
 from services.domain.customer import Customer
 from services.domain.transaction import Transaction
@@ -116,20 +116,26 @@ async def load(conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs) -> None:
         ):
             coupon = Coupon.model_validate(row["doc"])
             uow.coupons[(row["program"], coupon.code)] = coupon
-    wanted = sorted(set(needs.catalog))
-    if wanted:
-        for catalog_key in wanted:
-            uow.catalog[catalog_key] = None
-        for row in await conn.fetch(
-            """
-            SELECT program, kind, id, doc FROM catalog
-            WHERE (program, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
-            """,
-            [k[0] for k in wanted],
-            [k[1] for k in wanted],
-            [k[2] for k in wanted],
-        ):
-            uow.catalog[(row["program"], row["kind"], row["id"])] = row["doc"]
+    await read_catalog(conn, uow, needs.catalog)
+
+
+async def read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable[CatalogKey]) -> None:
+    """Read catalog entries (no lock: reference data is only read by purchases)."""
+    wanted = sorted(set(keys) - uow.catalog.keys())
+    if not wanted:
+        return
+    for catalog_key in wanted:
+        uow.catalog[catalog_key] = None
+    for row in await conn.fetch(
+        """
+        SELECT program, kind, id, doc FROM catalog
+        WHERE (program, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+        [k[2] for k in wanted],
+    ):
+        uow.catalog[(row["program"], row["kind"], row["id"])] = row["doc"]
 
 
 def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
