@@ -11,7 +11,13 @@ from typing import Any
 from services.contract import inbound
 from services.core.actions import Action, TopicHandler
 from services.core.unit_of_work import Needs, UnitOfWork
-from services.domain.catalog import Coupon, assign_coupon
+from services.domain.catalog import (
+    Coupon,
+    assign_coupon,
+    coupons_for_checkout,
+    give_back_coupon,
+    redeem_coupon,
+)
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer
 from services.domain.effects import Effects, Parked, Rejected
@@ -35,11 +41,12 @@ def _keys(program: str, event: Any) -> Needs:
 
 def _purchase_keys(program: str, event: Any) -> Needs:
     """A checkout or update also reads the catalog products of items sent without a category
-    (their catalog category feeds the category earn rules)."""
+    (their catalog category feeds the category earn rules); a checkout locks its coupons."""
     needs = _keys(program, event)
     needs.catalog = [
         (program, "product", i.product_id) for i in event.data.items if i.category is None and i.product_id
     ]
+    needs.coupons = [(program, code) for code in getattr(event.data, "coupons", [])]
     return needs
 
 
@@ -93,7 +100,39 @@ def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, e
     existing = uow.transaction(program.name, event.data.transaction_id)
     customer = uow.customer(program.name, event.customer) if event.customer else None
     categories = _categories(uow, program.name, event)
+    codes = event.data.coupons
+    redeemed = coupons_for_checkout(
+        codes,
+        {c: uow.coupons.get((program.name, c)) for c in codes},
+        event.customer,
+        effects.meta.occurred_at,
+    )
     uow.put_transaction(register_checkout(program, event, customer, existing, effects, categories))
+    for coupon in redeemed:
+        uow.put_coupon(program.name, coupon)
+
+
+def _coupon_redeem(
+    uow: UnitOfWork, program: Program, event: inbound.CouponRedeemEvent, effects: Effects
+) -> None:
+    data = event.data
+    key = (program.name, data.code)
+    coupon = redeem_coupon(
+        uow.coupons.get(key), data.code, event.customer, data.amount, effects.meta.occurred_at
+    )
+    uow.put_coupon(program.name, coupon)
+    effects.benefit(
+        "coupon.redeemed",
+        event.customer,
+        {
+            "coupon": data.code,
+            "transaction_id": data.transaction_id,
+            "customer": event.customer,
+            "amount": data.amount,
+            "balance": coupon.balance,
+            "status": coupon.status.value,
+        },
+    )
 
 
 def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent, effects: Effects) -> None:
@@ -136,10 +175,15 @@ def _refund(rule: Any) -> Any:
         txn = _transaction_or_draft(uow, program, event, effects)
         check_customer(event.customer, txn)
         owner = _owner(uow, txn)
+        given_back = set(txn.coupons_unredeemed)
         rule(owner, txn, event.data, effects)
         uow.put_transaction(txn)
         if owner is not None and txn.status is Status.refunded:
             uow.stale_purchase_dates.add((program.name, owner.customer_id))
+        # Coupons the transaction gave back can be used again (locked with the transaction).
+        for code in set(txn.coupons_unredeemed) - given_back:
+            if (coupon := uow.coupons.get((program.name, code))) is not None:
+                uow.put_coupon(program.name, give_back_coupon(coupon, getattr(event.data, "amount", None)))
 
     return apply
 
@@ -147,6 +191,13 @@ def _refund(rule: Any) -> Any:
 ACTIONS: dict[str, Action] = {
     "checkout": Action(inbound.CheckoutEvent, _purchase_keys, _checkout),
     "checkout_claim": Action(inbound.CheckoutClaimEvent, _keys, _claim),
+    "coupon_redeem": Action(
+        inbound.CouponRedeemEvent,
+        lambda program, event: Needs(
+            customers=[(program, event.customer)], coupons=[(program, event.data.code)]
+        ),
+        _coupon_redeem,
+    ),
     "checkout_update": Action(inbound.CheckoutUpdateEvent, _purchase_keys, _update),
     "checkout_accept": Action(inbound.CheckoutAcceptEvent, _keys, _lifecycle(accept_checkout)),
     "checkout_reject": Action(inbound.CheckoutRejectEvent, _keys, _lifecycle(reject_checkout)),
@@ -189,7 +240,9 @@ ACTIONS: dict[str, Action] = {
 
 
 def checkout_ingestion() -> TopicHandler:
-    return TopicHandler("checkout-ingestion", "checkouts", frozenset({"checkout", "checkout_claim"}), ACTIONS)
+    return TopicHandler(
+        "checkout-ingestion", "checkouts", frozenset({"checkout", "checkout_claim", "coupon_redeem"}), ACTIONS
+    )
 
 
 def pending_lifecycle() -> TopicHandler:

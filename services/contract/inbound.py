@@ -108,7 +108,24 @@ class CheckoutClaimEvent(_Event):
     data: TransactionRef
 
 
-CheckoutsTopicEvent = Annotated[CheckoutEvent | CheckoutClaimEvent, Field(discriminator="action")]
+class CouponRedeemData(_Body):
+    code: Id
+    transaction_id: Id | None = None
+    # Gift cards: how much of the balance is spent. Other coupons are used up whole.
+    amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)] | None = (
+        None
+    )
+
+
+class CouponRedeemEvent(_Event):
+    action: Literal["coupon_redeem"]
+    customer: Id
+    data: CouponRedeemData
+
+
+CheckoutsTopicEvent = Annotated[
+    CheckoutEvent | CheckoutClaimEvent | CouponRedeemEvent, Field(discriminator="action")
+]
 
 
 class CheckoutUpdateData(_Body):
@@ -199,6 +216,8 @@ class OfferUnredeemData(_Body):
 class CouponUnredeemData(_Body):
     transaction_id: Id
     code: Id
+    # Gift cards: how much goes back on the balance.
+    amount: PositiveMoney | None = None
 
 
 class OfferUnredeemEvent(_LifecycleEvent):
@@ -264,6 +283,14 @@ class OfferUpsertEvent(_Event):
 class CouponAssignEvent(_Event):
     action: Literal["coupon_assign"]
     data: CouponAssignData
+
+    @model_validator(mode="before")
+    @classmethod
+    def _customer_from_envelope(cls, body: Any) -> Any:
+        """The customer may come in ``data`` or, Antavo style, on the envelope."""
+        if isinstance(body, dict) and isinstance(body.get("data"), dict) and "customer" in body:
+            body = {**body, "data": {"customer": body["customer"], **body["data"]}}
+        return body
 
 
 CatalogTopicEvent = Annotated[

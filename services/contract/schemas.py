@@ -18,6 +18,7 @@ INBOUND: dict[str, Any] = {
     "checkouts-topic": inbound.CheckoutsTopicEvent,
     "checkout": inbound.CheckoutEvent,
     "checkout_claim": inbound.CheckoutClaimEvent,
+    "coupon_redeem": inbound.CouponRedeemEvent,
     "lifecycle-topic": inbound.LifecycleTopicEvent,
     "checkout_update": inbound.CheckoutUpdateEvent,
     "checkout_accept": inbound.CheckoutAcceptEvent,

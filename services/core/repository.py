@@ -100,7 +100,10 @@ async def load(conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs) -> None:
         ):
             parked = ParkedEvent(**dict(row))
             uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
-    programs, ids = _columns(needs.coupons)
+    # A transaction's coupons are locked with it (after it, in the lock order): refunds and
+    # coupon_unredeem give them back.
+    txn_coupons = [(t.program, code) for t in uow.transactions.values() for code in t.coupons]
+    programs, ids = _columns([*needs.coupons, *txn_coupons])
     if ids:
         for coupon_key in zip(programs, ids, strict=True):
             uow.coupons[coupon_key] = None

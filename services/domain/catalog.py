@@ -4,6 +4,7 @@ to customers. Plain values; the catalog changes never rewrite transactions alrea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -77,3 +78,62 @@ def assign_coupon(existing: Coupon | None, coupon: Coupon) -> Coupon:
     if existing is not None and existing.status is CouponStatus.redeemed:
         raise Rejected("coupon_redeemed", f"coupon {coupon.code} is already redeemed")
     return coupon.model_copy(update={"status": existing.status if existing else CouponStatus.claimed})
+
+
+def _refuse_unusable(code: str, coupon: Coupon | None, customer: str | None, at: datetime) -> Coupon:
+    if coupon is None:
+        raise Rejected("unknown_coupon", f"coupon {code} does not exist")
+    if customer is None or coupon.customer != customer:
+        raise Rejected("coupon_not_owned", f"coupon {code} is not assigned to this customer")
+    if coupon.status is CouponStatus.redeemed:
+        raise Rejected("coupon_redeemed", f"coupon {code} is already redeemed")
+    if coupon.expires_at is not None and at >= coupon.expires_at:
+        raise Rejected("coupon_expired", f"coupon {code} expired at {coupon.expires_at.isoformat()}")
+    return coupon
+
+
+def coupons_for_checkout(
+    codes: list[str], coupons: Mapping[str, Coupon | None], customer: str | None, at: datetime
+) -> list[Coupon]:
+    """The coupons a checkout redeems, all checked first: they must belong to the customer, be
+    claimed or partially redeemed and unexpired. Gift cards are spent by ``coupon_redeem``
+    with an amount, never by a checkout (as in Antavo)."""
+    if len(set(codes)) != len(codes):
+        raise Rejected("duplicate_coupon", f"a coupon is listed twice: {codes}")
+    checked = [_refuse_unusable(code, coupons.get(code), customer, at) for code in codes]
+    for coupon in checked:
+        if coupon.type == "gift_card":
+            raise Rejected("gift_card_needs_amount", f"gift card {coupon.code} is spent by coupon_redeem")
+    return [c.model_copy(update={"status": CouponStatus.redeemed}) for c in checked]
+
+
+def redeem_coupon(
+    coupon: Coupon | None, code: str, customer: str, amount: Decimal | None, at: datetime
+) -> Coupon:
+    """``coupon_redeem``: a gift card gives ``amount`` of its balance; another coupon is used up."""
+    coupon = _refuse_unusable(code, coupon, customer, at)
+    if coupon.type != "gift_card":
+        return coupon.model_copy(update={"status": CouponStatus.redeemed})
+    if amount is None:
+        raise Rejected("amount_required", f"gift card {code} needs an amount")
+    balance = coupon.balance or Decimal(0)
+    if amount > balance:
+        raise Rejected("insufficient_balance", f"gift card {code} has {balance} left, not {amount}")
+    left = balance - amount
+    status = CouponStatus.redeemed if left == 0 else CouponStatus.partially_redeemed
+    return coupon.model_copy(update={"balance": left, "status": status})
+
+
+def give_back_coupon(coupon: Coupon, amount: Decimal | None = None) -> Coupon:
+    """``coupon_unredeem`` (or a full refund): the coupon can be used again; a gift card gets
+    ``amount`` back on its balance."""
+    if coupon.type == "gift_card" and amount is not None:
+        balance = (coupon.balance or Decimal(0)) + amount
+        limit = coupon.value if coupon.value is not None else balance
+        return coupon.model_copy(
+            update={
+                "balance": balance,
+                "status": CouponStatus.claimed if balance >= limit else CouponStatus.partially_redeemed,
+            }
+        )
+    return coupon.model_copy(update={"status": CouponStatus.claimed})

@@ -21,7 +21,7 @@ from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
-from services.domain.transaction import CampaignPoints, Item, Status, Transaction
+from services.domain.transaction import CampaignPoints, Item, Status, Transaction, benefit_data
 
 
 def _check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
@@ -192,6 +192,10 @@ def register_checkout(
         txn.points_pending = txn.points_to_earn if txn.status is Status.pending else 0
         txn.points_earned = txn.points_to_earn if txn.status is Status.accepted else 0
     effects.announce("transaction.created", txn)
+    for code in txn.coupons:
+        effects.benefit("coupon.redeemed", txn.customer, benefit_data(txn, "coupon", code))
+    for offer in txn.offers:
+        effects.benefit("offer.redeemed", txn.customer, benefit_data(txn, "offer", offer))
     if customer is not None:
         effects.move(customer, Movement.burned, data.points_burned, txn.transaction_id)
         credit_purchase(customer, txn, effects)

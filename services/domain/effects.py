@@ -73,10 +73,6 @@ _POINTS_WEBHOOK = {
 }
 
 
-def _benefit(txn: Transaction, kind: str, ref: str) -> dict[str, Any]:
-    return {kind: ref, "transaction_id": txn.transaction_id, "customer": txn.customer}
-
-
 @dataclass
 class Effects:
     meta: EventMeta
@@ -131,11 +127,9 @@ class Effects:
         if webhook is not None:
             self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
 
-    def announce_offer_unredeemed(self, txn: Transaction, offer: str) -> None:
-        self.webhooks.append(Webhook("offer.unredeemed", txn.customer, _benefit(txn, "offer", offer)))
-
-    def announce_coupon_unredeemed(self, txn: Transaction, coupon: str) -> None:
-        self.webhooks.append(Webhook("coupon.unredeemed", txn.customer, _benefit(txn, "coupon", coupon)))
+    def benefit(self, webhook: str, customer: str | None, data: dict[str, Any]) -> None:
+        """A coupon or offer redeemed or given back."""
+        self.webhooks.append(Webhook(webhook, customer, data))
 
     def announce(self, webhook: str, txn: Transaction) -> None:
         self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": txn.snapshot()}))

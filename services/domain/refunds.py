@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from services.domain.checkout import await_checkout
 from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, Parked, Rejected
-from services.domain.transaction import Item, Status, Transaction
+from services.domain.transaction import Item, Status, Transaction, benefit_data
 
 
 def proportional_share(whole: int, part: Decimal, total: Decimal) -> int:
@@ -42,7 +42,7 @@ def _check_refundable(txn: Transaction) -> None:
 def _announce_offers(txn: Transaction, offers: list[str], effects: Effects) -> None:
     for offer in offers:
         txn.offers_unredeemed.append(offer)
-        effects.announce_offer_unredeemed(txn, offer)
+        effects.benefit("offer.unredeemed", txn.customer, benefit_data(txn, "offer", offer))
 
 
 def _check_offers(txn: Transaction, offers: list[str]) -> None:
@@ -110,7 +110,7 @@ def _apply_refund(
         for coupon in txn.coupons:
             if coupon not in txn.coupons_unredeemed:
                 txn.coupons_unredeemed.append(coupon)
-                effects.announce_coupon_unredeemed(txn, coupon)
+                effects.benefit("coupon.unredeemed", txn.customer, benefit_data(txn, "coupon", coupon))
         txn.status = Status.refunded
         effects.transition(txn, from_status, "transaction.refunded")
     else:
@@ -192,5 +192,5 @@ def unredeem_coupon(txn: Transaction, code: str, effects: Effects) -> None:
             "unknown_coupon", f"coupon {code} is not redeemed with transaction {txn.transaction_id}"
         )
     txn.coupons_unredeemed.append(code)
-    effects.announce_coupon_unredeemed(txn, code)
+    effects.benefit("coupon.unredeemed", txn.customer, benefit_data(txn, "coupon", code))
     txn.updated_at = effects.meta.occurred_at

@@ -123,3 +123,8 @@ class Transaction(BaseModel):
 
     def snapshot(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def benefit_data(txn: Transaction, kind: str, ref: str) -> dict[str, Any]:
+    """The data of a coupon or offer webhook about a transaction."""
+    return {kind: ref, "transaction_id": txn.transaction_id, "customer": txn.customer}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.actions import checkout_ingestion, pending_lifecycle, refunds
+from services.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
 from services.domain.program import Program
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
@@ -27,7 +27,12 @@ ITEMS = [
 
 
 def engine_for(kafka: str, database_url: str, *programs: Program) -> Engine:
-    return Engine(kafka, database_url, [checkout_ingestion(), pending_lifecycle(), refunds()], list(programs))
+    handlers = [enrichment(), checkout_ingestion(), pending_lifecycle(), refunds()]
+    return Engine(kafka, database_url, handlers, list(programs))
+
+
+def assign(customer: str, code: str, event_id: str) -> dict[str, Any]:
+    return {"action": "coupon_assign", "event_id": event_id, "customer": customer, "data": {"code": code}}
 
 
 def program(**fields: Any) -> Program:
@@ -42,9 +47,12 @@ def program(**fields: Any) -> Program:
 
 async def play(engine: Engine, *bodies: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for body in bodies:
-        topic = {"checkout": "checkouts", "checkout_accept": "lifecycle", "checkout_reject": "lifecycle"}.get(
-            body["action"], "refunds"
-        )
+        topic = {
+            "checkout": "checkouts",
+            "checkout_accept": "lifecycle",
+            "checkout_reject": "lifecycle",
+            "coupon_assign": "catalog",
+        }.get(body["action"], "refunds")
         await engine.send(body, topic=topic)
         await engine.wait_for_result(body["event_id"])
     return {v["event_id"]: v for v in engine.values("event_results")}
@@ -54,7 +62,7 @@ async def test_full_refund_returns_everything_to_before_the_purchase(kafka_boots
     p = program()
     c = "returner"
     async with engine_for(kafka_bootstrap, database_url, p) as engine:
-        await play(engine, event("checkout", c, "earlier", "e0", 0, total=200))
+        await play(engine, event("checkout", c, "earlier", "e0", 0, total=200), assign(c, "WELCOME5", "a0"))
         before = await dbq.balances(p.name, c)
         await play(
             engine,
@@ -242,6 +250,7 @@ async def test_coupon_stays_redeemed_after_reject_until_coupon_unredeem(
     async with engine_for(kafka_bootstrap, database_url, p) as engine:
         results = await play(
             engine,
+            assign(c, "C24RR562", "a0"),
             event("checkout", c, "T", "buy", 0, total=30, coupons=["C24RR562"], offers=["o1"]),
             event("checkout_reject", c, "T", "no", 1),
             event("coupon_unredeem", c, "T", "coupon-back", 2, code="C24RR562"),

@@ -1,0 +1,144 @@
+"""Coupons and offers at checkout, gift cards, and giving them back, on the real broker and
+database: enrichment (coupon_assign), checkout ingestion, lifecycle and refunds together."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from services.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
+from tests.harness import Engine, make_program
+from tests.integration.conftest import Db
+
+pytestmark = pytest.mark.integration
+
+TOPICS = {
+    "coupon_assign": "catalog",
+    "checkout": "checkouts",
+    "coupon_redeem": "checkouts",
+    "checkout_accept": "lifecycle",
+    "checkout_reject": "lifecycle",
+    "refund": "refunds",
+    "coupon_unredeem": "refunds",
+}
+
+
+def ev(action: str, event_id: str, customer: str | None = None, **data: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"action": action, "event_id": event_id, "data": data}
+    if customer is not None:
+        body["customer"] = customer
+    return body
+
+
+async def play(engine: Engine, *bodies: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    for body in bodies:
+        key = body["data"].get("code") if body["action"] == "coupon_assign" else None
+        await engine.send(body, key=key, topic=TOPICS[body["action"]])
+        await engine.wait_for_result(body["event_id"])
+    return {v["event_id"]: v for v in engine.values("event_results")}
+
+
+@pytest.fixture
+async def engine(kafka_bootstrap: str, database_url: str):
+    program = make_program(f"cpn-{uuid.uuid4().hex[:6]}", pending_period={"seconds": 3600})
+    handlers = [enrichment(), checkout_ingestion(), pending_lifecycle(), refunds()]
+    async with Engine(kafka_bootstrap, database_url, handlers, [program]) as running:
+        yield running
+
+
+async def coupon_state(dbq: Db, engine: Engine, code: str) -> tuple[str, str | None]:
+    row = await dbq.pool.fetchrow(
+        "SELECT status, doc->>'balance' AS balance FROM coupons WHERE program = $1 AND code = $2",
+        next(iter(engine.programs)),
+        code,
+    )
+    return row["status"], row["balance"]
+
+
+async def test_checkout_coupons_must_be_the_customers_claimed_and_unexpired(engine: Engine, dbq: Db):
+    results = await play(
+        engine,
+        ev("coupon_assign", "a1", code="MINE", customer="ann", value=5),
+        ev("coupon_assign", "a2", code="OLD", customer="ann", value=5, expires_at="2020-01-01T00:00:00Z"),
+        ev("coupon_assign", "a3", code="BOBS", customer="bob", value=5),
+        ev("checkout", "foreign", "ann", transaction_id="T1", total=50, coupons=["BOBS"]),
+        ev("checkout", "expired", "ann", transaction_id="T2", total=50, coupons=["OLD"]),
+        ev("checkout", "unknown", "ann", transaction_id="T3", total=50, coupons=["NOPE"]),
+        ev("checkout", "good", "ann", transaction_id="T4", total=50, coupons=["MINE"], offers=["bogo"]),
+        ev("checkout", "again", "ann", transaction_id="T5", total=50, coupons=["MINE"]),
+    )
+    assert results["a1"]["outcome"] == "applied", results["a1"]
+    codes = {e: results[e]["error"]["code"] for e in ("foreign", "expired", "unknown", "again")}
+    assert codes == {
+        "foreign": "coupon_not_owned",
+        "expired": "coupon_expired",
+        "unknown": "unknown_coupon",
+        "again": "coupon_redeemed",
+    }
+    assert results["good"]["outcome"] == "applied"
+    for rejected in ("T1", "T2", "T3", "T5"):
+        assert await dbq.transaction(next(iter(engine.programs)), rejected) is None
+    assert await coupon_state(dbq, engine, "MINE") == ("redeemed", None)
+    assert await coupon_state(dbq, engine, "BOBS") == ("claimed", None)
+    await engine.wait_for("webhooks", 4)
+    types = [dict(r.headers)["webhook-type"].decode() for r in engine.received["webhooks"]]
+    assert types.count("coupon.redeemed") == 1 and types.count("offer.redeemed") == 1
+
+
+async def test_gift_card_spent_over_three_checkouts_until_exhausted(engine: Engine, dbq: Db):
+    steps = [
+        ev("coupon_assign", "gift", code="GIFT", customer="gus", type="gift_card", value=100, balance=100)
+    ]
+    for n, amount in enumerate(("40", "35.50", "24.50"), start=1):
+        steps.append(ev("checkout", f"buy{n}", "gus", transaction_id=f"G{n}", total=amount))
+        steps.append(
+            ev("coupon_redeem", f"spend{n}", "gus", code="GIFT", transaction_id=f"G{n}", amount=amount)
+        )
+    steps.append(ev("coupon_redeem", "spend4", "gus", code="GIFT", amount="1"))
+    steps.append(
+        ev("coupon_assign", "gift2", code="GIFT2", customer="gus", type="gift_card", value=10, balance=10)
+    )
+    steps.append(ev("checkout", "by-checkout", "gus", transaction_id="G5", total=5, coupons=["GIFT2"]))
+    steps.append(ev("coupon_redeem", "too-much", "gus", code="GIFT2", amount="10.01"))
+    results = await play(engine, *steps)
+    assert [results[f"spend{n}"]["outcome"] for n in (1, 2, 3)] == ["applied"] * 3
+    assert results["spend4"]["error"]["code"] == "coupon_redeemed"
+    assert results["by-checkout"]["error"]["code"] == "gift_card_needs_amount"
+    assert results["too-much"]["error"]["code"] == "insufficient_balance"
+    assert await coupon_state(dbq, engine, "GIFT") == ("redeemed", "0.00")
+    assert await coupon_state(dbq, engine, "GIFT2") == ("claimed", "10")
+    await engine.wait_for("webhooks", 9)  # 3 pending checkouts x 2, then 3 coupon.redeemed
+    redeemed = [
+        json.loads(r.value)["data"]
+        for r in engine.received["webhooks"]
+        if dict(r.headers)["webhook-type"] == b"coupon.redeemed"
+    ]
+    assert [(d["balance"], d["status"]) for d in redeemed] == [
+        ("60", "partially_redeemed"),
+        ("24.50", "partially_redeemed"),
+        ("0.00", "redeemed"),
+    ]
+
+
+async def test_refund_and_unredeem_give_coupons_back(engine: Engine, dbq: Db):
+    results = await play(
+        engine,
+        ev("coupon_assign", "a1", code="BACK", customer="rita", value=5),
+        ev("coupon_assign", "a2", code="STUCK", customer="rita", value=5),
+        ev("checkout", "buy", "rita", transaction_id="R1", total=50, coupons=["BACK"], offers=["o1"]),
+        ev("checkout_accept", "accept", "rita", transaction_id="R1"),
+        ev("refund", "refund", "rita", transaction_id="R1", offers=["o1"]),
+        ev("checkout", "buy2", "rita", transaction_id="R2", total=50, coupons=["STUCK"]),
+        ev("checkout_reject", "reject", "rita", transaction_id="R2"),
+    )
+    assert results["refund"]["outcome"] == "applied"
+    assert await coupon_state(dbq, engine, "BACK") == ("claimed", None)  # a full refund gives it back
+    assert await coupon_state(dbq, engine, "STUCK") == ("redeemed", None)  # a reject does not
+    results = await play(engine, ev("coupon_unredeem", "unredeem", "rita", transaction_id="R2", code="STUCK"))
+    assert results["unredeem"]["outcome"] == "applied"
+    assert await coupon_state(dbq, engine, "STUCK") == ("claimed", None)
+    txn = await dbq.transaction(next(iter(engine.programs)), "R1")
+    assert (txn["coupons_unredeemed"], txn["offers_unredeemed"]) == (["BACK"], ["o1"])
