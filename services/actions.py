@@ -21,6 +21,7 @@ from services.domain.catalog import (
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer
 from services.domain.effects import Effects, Parked, Rejected
+from services.domain.enrichment import enrich_transaction
 from services.domain.lifecycle import (
     accept_checkout,
     check_customer,
@@ -71,6 +72,44 @@ def _catalog_write(kind: str, id_field: str, delete: bool = False) -> Any:
         uow.put_catalog((program.name, kind, getattr(event.data, id_field)), doc)
 
     return apply
+
+
+def registration_to_enrich(status: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``loyalty.transaction-status`` message: a registration (from none or draft) becomes an
+    internal ``enrich`` event keyed ``enrich:<transaction id>``; any other change is skipped."""
+    if status.get("from_status") not in (None, "draft") or status.get("to_status") in (None, "draft"):
+        return None
+    txn: dict[str, Any] = status["transaction"] if isinstance(status.get("transaction"), dict) else {}
+    items: list[Any] = txn["items"] if isinstance(txn.get("items"), list) else []
+    return {
+        "action": "enrich",
+        "event_id": f"enrich:{status.get('transaction_id')}",
+        "program": status.get("program"),
+        "customer": status.get("customer"),
+        "occurred_at": status.get("at"),
+        "data": {
+            "transaction_id": status.get("transaction_id"),
+            "product_ids": [i["product_id"] for i in items if isinstance(i, dict) and i.get("product_id")],
+            "store": txn.get("store"),
+        },
+    }
+
+
+def _enrich_needs(program: str, event: inbound.EnrichEvent) -> Needs:
+    needs = _keys(program, event)
+    needs.catalog = [(program, "product", pid) for pid in event.data.product_ids]
+    if event.data.store:
+        needs.catalog.append((program, "store", event.data.store))
+    return needs
+
+
+def _enrich(uow: UnitOfWork, program: Program, event: inbound.EnrichEvent, effects: Effects) -> None:
+    txn = uow.transaction(program.name, event.data.transaction_id)
+    if txn is None:
+        raise Rejected("unknown_transaction", f"transaction {event.data.transaction_id} is not registered")
+    catalog = {(kind, id_): doc for (p, kind, id_), doc in uow.catalog.items() if p == program.name}
+    enrich_transaction(program, txn, catalog, effects)
+    uow.put_transaction(txn)
 
 
 def _coupon_assign(
@@ -225,6 +264,7 @@ ACTIONS: dict[str, Action] = {
         inbound.StoreDeleteEvent, _no_rows, _catalog_write("store", "store_id", delete=True)
     ),
     "offer_upsert": Action(inbound.OfferUpsertEvent, _no_rows, _catalog_write("offer", "offer_id")),
+    "enrich": Action(inbound.EnrichEvent, _enrich_needs, _enrich),
     "coupon_assign": Action(
         inbound.CouponAssignEvent,
         lambda program, event: Needs(coupons=[(program, event.data.code)]),
@@ -260,6 +300,13 @@ def refunds() -> TopicHandler:
         "refunds",
         frozenset({"refund", "partial_refund", "refund_item", "offer_unredeem", "coupon_unredeem"}),
         ACTIONS,
+    )
+
+
+def transaction_enrichment() -> TopicHandler:
+    """The enrichment consumer's second subscription: registrations on transaction-status."""
+    return TopicHandler(
+        "enrichment", "transaction_status", frozenset({"enrich"}), ACTIONS, registration_to_enrich
     )
 
 

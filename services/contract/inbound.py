@@ -304,6 +304,19 @@ CatalogTopicEvent = Annotated[
 ]
 
 
+class EnrichData(_Body):
+    transaction_id: Id
+    product_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    store: Id | None = None
+
+
+class EnrichEvent(_LifecycleEvent):
+    """Internal: a transaction registration read back from ``loyalty.transaction-status``."""
+
+    action: Literal["enrich"]
+    data: EnrichData
+
+
 class AutoExpireEvent(_LifecycleEvent):
     """Internal, never on a topic: the pending-period timer's accept or reject of a due
     transaction. ``occurred_at`` is the due time it was claimed for."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from services.core.records import Decoded
+from services.core.records import Decoded, Translate
 from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.effects import Effects
 from services.domain.program import Program
@@ -29,12 +29,18 @@ class TopicHandler:
     """What a consumer plugs into the pipeline (see ``pipeline.EventHandler``)."""
 
     def __init__(
-        self, service: str, topic: str, actions: frozenset[str], registry: Mapping[str, Action]
+        self,
+        service: str,
+        topic: str,
+        actions: frozenset[str],
+        registry: Mapping[str, Action],
+        translate: Translate | None = None,
     ) -> None:
         self.service = service
         self.topic = topic
         self.actions = actions
         self.registry = registry
+        self.translate = translate
         union = reduce(or_, [registry[name].model for name in sorted(actions)])
         tagged: Any = Annotated[union, Field(discriminator="action")]
         self.adapter: TypeAdapter[Any] = TypeAdapter(tagged)

@@ -24,7 +24,7 @@ from services.core import repository
 from services.core.actions import Action
 from services.core.db import in_transaction
 from services.core.outbox import OutboxBuilder
-from services.core.records import Decoded, Invalid, RawRecord, decode
+from services.core.records import Decoded, Invalid, RawRecord, Translate, decode
 from services.core.settings import Settings
 from services.core.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
@@ -44,6 +44,7 @@ class EventHandler(Protocol):
     adapter: TypeAdapter[Any]
     actions: frozenset[str]
     registry: Mapping[str, Action]
+    translate: Translate | None
 
 
 def _meta(decoded: Decoded[Any]) -> EventMeta:
@@ -69,8 +70,9 @@ class BatchPipeline:
         self.builder = OutboxBuilder(settings.topics)
         self.on_commit = on_commit
 
-    def decode(self, record: RawRecord) -> Decoded[Any] | Invalid:
-        return decode(record, self.handler.adapter, self.handler.actions, self.settings.default_program)
+    def decode(self, record: RawRecord) -> Decoded[Any] | Invalid | None:
+        h = self.handler
+        return decode(record, h.adapter, h.actions, self.settings.default_program, h.translate)
 
     async def process(self, records: Sequence[RawRecord]) -> None:
         # A poll may mix partitions: regroup them, each in offset order. The whole poll is one
@@ -79,8 +81,12 @@ class BatchPipeline:
         partitions: dict[tuple[str, int], list[RawRecord]] = {}
         for record in records:
             partitions.setdefault((record.topic, record.partition), []).append(record)
-        items = [self.decode(r) for part in partitions.values() for r in sorted(part, key=lambda r: r.offset)]
-        await self.run(items)
+        decoded = [
+            self.decode(r) for part in partitions.values() for r in sorted(part, key=lambda r: r.offset)
+        ]
+        items = [item for item in decoded if item is not None]
+        if items:
+            await self.run(items)
 
     async def run(self, items: Sequence[Decoded[Any] | Invalid]) -> None:
         """Apply decoded items in one database transaction (retried whole when transient)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -96,9 +97,18 @@ def _summarise(exc: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+Translate = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
 def decode(
-    record: RawRecord, adapter: TypeAdapter[E], actions: frozenset[str], default_program: str
-) -> Decoded[E] | Invalid:
+    record: RawRecord,
+    adapter: TypeAdapter[E],
+    actions: frozenset[str],
+    default_program: str,
+    translate: Translate | None = None,
+) -> Decoded[E] | Invalid | None:
+    """``translate`` turns another shape (our own status messages) into an event body, or
+    None for a record this consumer has nothing to do with (skipped: no inbox, no result)."""
     try:
         if record.value is None:
             raise ValueError("empty record value")
@@ -110,6 +120,11 @@ def decode(
         return Invalid(
             record, "schema_violation", "the body must be a JSON object", default_program, None, None
         )
+    if translate is not None:
+        translated = translate(body)
+        if translated is None:
+            return None
+        body = translated
     program = _text(body.get("program")) or record.header("program") or default_program
     explicit_id = _text(body.get("event_id")) or record.header("event-id")
     action = body.get("action") if isinstance(body.get("action"), str) else None

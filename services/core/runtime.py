@@ -132,15 +132,23 @@ class ConsumerService:
         log.info("service_stopped", service=self.handler.service)
 
 
-def run_service(handler: EventHandler, background: Sequence[BackgroundFactory] = ()) -> None:
-    """Process entrypoint: run until SIGTERM/SIGINT."""
+def run_service(*handlers: EventHandler, background: Sequence[BackgroundFactory] = ()) -> None:
+    """Process entrypoint: one consumer per handler (the first with the background components),
+    until SIGTERM/SIGINT."""
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format, handler.service)
+    configure_logging(settings.log_level, settings.log_format, handlers[0].service)
 
     async def main() -> None:
-        service = ConsumerService(settings, handler, background=background)
+        services = [
+            ConsumerService(settings, handler, background=background if n == 0 else ())
+            for n, handler in enumerate(handlers)
+        ]
+
+        def ready() -> bool:
+            return all(service.ready() for service in services)
+
         health = (
-            HealthServer(settings.metrics_port, service.ready, settings.metrics_host)
+            HealthServer(settings.metrics_port, ready, settings.metrics_host)
             if settings.metrics_port
             else None
         )
@@ -150,9 +158,11 @@ def run_service(handler: EventHandler, background: Sequence[BackgroundFactory] =
             loop.add_signal_handler(sig, stop.set)
         if health is not None:
             await health.start()
-        await service.start()
+        for service in services:
+            await service.start()
         await stop.wait()
-        await service.stop()
+        for service in services:
+            await service.stop()
         if health is not None:
             await health.stop()
 

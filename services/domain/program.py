@@ -98,6 +98,20 @@ class PendingPeriod(_Strict):
         return timedelta(seconds=self.seconds)
 
 
+class ShareRates(_Strict):
+    """FlipGive-style revenue shares of a transaction's total; the merchant keeps the rest."""
+
+    campaign: Decimal = Field(default=Decimal(0), ge=0, le=1)
+    partner: Decimal = Field(default=Decimal(0), ge=0, le=1)
+    platform: Decimal = Field(default=Decimal(0), ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _at_most_whole(self) -> ShareRates:
+        if self.campaign + self.partner + self.platform > 1:
+            raise ValueError("campaign + partner + platform shares exceed 1")
+        return self
+
+
 class Program(_Strict):
     name: str
     currency: str = Field(default="EUR", min_length=3, max_length=3)
@@ -106,6 +120,9 @@ class Program(_Strict):
     earn: EarnRules = EarnRules()
     burn: BurnRules = BurnRules()
     pending_period: PendingPeriod | None = None
+    shares: ShareRates = ShareRates()
+    # Digits of the currency's minor unit (2 for EUR cents), for shares in minor units.
+    minor_unit_digits: int = Field(default=2, ge=0, le=4)
     webhook_secret: str | None = None
     metadata_schema: dict[str, Any] | None = None
 

@@ -38,6 +38,7 @@ class Item(BaseModel):
     product_id: str | None = None
     product_name: str | None = None
     product_url: str | None = None
+    image_url: str | None = None
     category: str | None = None
     price: Decimal | None = None
     quantity: Decimal = Decimal(1)
@@ -83,6 +84,7 @@ class Transaction(BaseModel):
     coupons_unredeemed: list[str] = Field(default_factory=list)
     offers_unredeemed: list[str] = Field(default_factory=list)
     store: str | None = None
+    store_details: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
     utm_data: dict[str, Any] | None = None
     shares: dict[str, int] | None = None
@@ -92,6 +94,7 @@ class Transaction(BaseModel):
     auto_accept_at: datetime | None = None
     accepted_at: datetime | None = None
     rejected_at: datetime | None = None
+    enriched_at: datetime | None = None
 
     @property
     def points_to_earn(self) -> int:

@@ -1,7 +1,8 @@
-"""``python -m services.enrichment``: the enrichment consumer, which keeps the reference data
-of ``loyalty.catalog`` (products, stores, offers, coupons assigned to customers)."""
+"""``python -m services.enrichment``: the enrichment consumer. It keeps the reference data of
+``loyalty.catalog`` and enriches each newly registered transaction from
+``loyalty.transaction-status`` (one consumer group, two subscriptions)."""
 
-from services.actions import enrichment
+from services.actions import enrichment, transaction_enrichment
 from services.core.runtime import run_service
 
-run_service(enrichment())
+run_service(enrichment(), transaction_enrichment())

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion, enrichment
+from services.actions import checkout_ingestion, enrichment, transaction_enrichment
 from services.domain.program import Program
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
@@ -110,3 +111,65 @@ async def test_category_earn_rules_read_the_catalog_category(kafka_bootstrap, da
     txn = await dbq.transaction(program.name, "T")
     assert [i["category"] for i in txn["items"]] == ["shoes", "gifts", None]
     assert [i["points_rewarded"] for i in txn["items"]] == [30, 10, 10]
+
+
+async def test_registered_transactions_are_enriched_from_the_catalog(kafka_bootstrap, database_url, dbq: Db):
+    shares = {"campaign": "0.05", "partner": "0.02", "platform": "0.013"}
+    program = make_program(f"enr-{uuid.uuid4().hex[:6]}", shares=shares, webhook_secret="s")
+    handlers = [enrichment(), transaction_enrichment(), checkout_ingestion()]
+    async with Engine(kafka_bootstrap, database_url, handlers, [program]) as engine:
+        for body in (
+            catalog_event(
+                "product_upsert",
+                "p1",
+                product_id="001",
+                name="Super Cool T-Shirt",
+                category="shirts",
+                url="https://shop.example/001",
+                image_url="https://img.example/001.png",
+            ),
+            catalog_event(
+                "store_upsert", "s1", store_id="3044", name="Oxford St", city="London", country="GB"
+            ),
+        ):
+            await send_catalog(engine, body)
+        for n, total in enumerate(("33.33", "0.01", "1999.99")):
+            await engine.send(
+                {
+                    "action": "checkout",
+                    "event_id": f"buy{n}",
+                    "customer": "ann",
+                    "data": {
+                        "transaction_id": f"T{n}",
+                        "total": total,
+                        "store": "3044",
+                        "items": [
+                            {"product_id": "001", "subtotal": total},
+                            {"product_id": "002", "subtotal": 0, "product_name": "Sent by the shop"},
+                        ],
+                    },
+                },
+                topic="checkouts",
+            )
+        await engine.final_results([f"enrich:T{n}" for n in range(3)])
+        await send_catalog(engine, catalog_event("product_upsert", "p2", product_id="001", name="Renamed"))
+        await engine.wait_for("webhooks", 11)  # created, earned (not for 0.01), accepted, enriched
+    for n, total in enumerate(("33.33", "0.01", "1999.99")):
+        txn = await dbq.transaction(program.name, f"T{n}")
+        first, second = txn["items"]
+        assert (first["product_name"], first["category"], first["image_url"]) == (
+            "Super Cool T-Shirt",
+            "shirts",
+            "https://img.example/001.png",
+        )
+        assert second["product_name"] == "Sent by the shop" and second["category"] is None
+        assert txn["store_details"] == {"name": "Oxford St", "city": "London", "country": "GB"}
+        assert sum(txn["shares"].values()) == int(Decimal(total) * 100), txn["shares"]
+        assert txn["enriched_at"] is not None
+    enriched = [
+        r for r in engine.received["webhooks"] if dict(r.headers)["webhook-type"] == b"transaction.enriched"
+    ]
+    assert len(enriched) == 3
+    assert json.loads(enriched[0].value)["data"]["transaction"]["shares"]["merchant"] > 0
+    # Redelivered status messages do not enrich twice; the rename did not rewrite history.
+    assert (await dbq.transaction(program.name, "T0"))["items"][0]["product_name"] == "Super Cool T-Shirt"

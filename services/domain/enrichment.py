@@ -1,0 +1,61 @@
+"""Enrichment of a newly registered transaction (Imprint's transaction enrichment, FlipGive's
+shares): order lines get the catalog's name, category, URL and image where the checkout sent
+only ids, the store its details, the transaction its revenue shares. Pure.
+
+What the checkout sent always wins; the catalog only fills gaps. The result is copied into
+the transaction, so later catalog changes never rewrite it (docs/catalog.md in services/core).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from services.domain.allocation import allocate
+from services.domain.effects import Effects, Rejected
+from services.domain.program import Program
+from services.domain.transaction import Status, Transaction
+
+_LINE_FIELDS = {
+    "product_name": "name",
+    "category": "category",
+    "product_url": "url",
+    "image_url": "image_url",
+}
+_STORE_FIELDS = ("name", "address", "city", "country", "latitude", "longitude")
+
+
+def revenue_shares(program: Program, total: Decimal) -> dict[str, int]:
+    """Shares of ``total`` in minor units, by largest remainder, summing exactly to the total."""
+    rates = program.shares
+    minor = int((total * 10**program.minor_unit_digits).to_integral_value())
+    names = ("campaign", "partner", "platform", "merchant")
+    merchant = Decimal(1) - rates.campaign - rates.partner - rates.platform
+    parts = allocate(minor, [rates.campaign, rates.partner, rates.platform, merchant])
+    return dict(zip(names, parts, strict=True))
+
+
+def enrich_transaction(
+    program: Program,
+    txn: Transaction,
+    catalog: Mapping[tuple[str, str], dict[str, Any] | None],
+    effects: Effects,
+) -> None:
+    if txn.status is Status.draft:
+        raise Rejected("not_registered", f"transaction {txn.transaction_id} has no checkout yet")
+    if txn.enriched_at is not None:
+        raise Rejected("already_enriched", f"transaction {txn.transaction_id} is already enriched")
+    for item in txn.items:
+        product = catalog.get(("product", item.product_id or ""))
+        if product is None:
+            continue
+        for line_field, catalog_field in _LINE_FIELDS.items():
+            if getattr(item, line_field) is None and product.get(catalog_field) is not None:
+                setattr(item, line_field, product[catalog_field])
+    store = catalog.get(("store", txn.store or ""))
+    if store is not None:
+        txn.store_details = {k: store[k] for k in _STORE_FIELDS if store.get(k) is not None}
+    txn.shares = revenue_shares(program, txn.total)
+    txn.enriched_at = effects.meta.occurred_at
+    effects.announce("transaction.enriched", txn)
