@@ -10,8 +10,12 @@ Checkouts:
 Pending lifecycle:
 5. sweep: N due pending transactions expired by the timer (in-process, with its relay);
 6. accepts: N/2 ``checkout_accept`` events through the lifecycle process, end to end.
+Enrichment:
+7. the enrichment process over the N registrations of stage 4 (a backlog), enrichments/s;
+8. N/10 new checkouts with checkout ingestion and enrichment running together: the lag from a
+   registration's commit to its enrichment's commit (p50, p99).
 Refunds:
-7. N/2 full ``refund`` events through the refunds process, end to end.
+9. N/2 full ``refund`` events through the refunds process, end to end.
 """
 
 from __future__ import annotations
@@ -133,27 +137,79 @@ async def probe_insert(settings: Settings, bodies: list[bytes]) -> float:
     return elapsed
 
 
-async def run_engine(settings: Settings, module: str, done_sql: str, args: list[Any]) -> tuple[float, float]:
-    """Run a consumer process from start until ``done_sql`` is true (state committed), then
+async def run_engine(
+    settings: Settings, module: str | list[str], done_sql: str, args: list[Any]
+) -> tuple[float, float]:
+    """Run consumer processes from start until ``done_sql`` is true (state committed), then
     until no outbox row is left unpublished; return both times in seconds."""
+    modules = [module] if isinstance(module, str) else module
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     env = {**os.environ, **settings.as_env(), "LOYALTY_LOG_LEVEL": "WARNING"}
     start = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", module, cwd=ROOT, env=env)
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-m", m, cwd=ROOT, env=env) for m in modules
+    ]
     committed = published = 0.0
     try:
         while not committed:
             if await pool.fetchval(done_sql, *args):
                 committed = time.perf_counter() - start
-            elif time.perf_counter() - start > DEADLINE_SECONDS or process.returncode is not None:
-                raise RuntimeError(f"{module} did not finish: {done_sql} {args}; exit {process.returncode}")
+            elif time.perf_counter() - start > DEADLINE_SECONDS or any(
+                p.returncode is not None for p in processes
+            ):
+                raise RuntimeError(f"{modules} did not finish: {done_sql} {args}")
             await asyncio.sleep(0.1)
         published = await _drained(pool, start, settings.topics)
     finally:
-        process.terminate()
-        await process.wait()
+        for process in processes:
+            process.terminate()
+            await process.wait()
         await pool.close()
     return committed, published
+
+
+_ENRICHED = (
+    "SELECT count(*) >= $2 FROM transactions"
+    " WHERE program = $1 AND transaction_id LIKE $3 AND doc->>'enriched_at' IS NOT NULL"
+)
+_LAG = """
+    WITH registered AS (
+        SELECT convert_from(key, 'UTF8') AS tid, created_at FROM outbox
+        WHERE topic = $1 AND convert_from(key, 'UTF8') LIKE $3),
+    enriched AS (
+        SELECT convert_from(value, 'UTF8')::jsonb #>> '{data,transaction,transaction_id}' AS tid, created_at
+        FROM outbox WHERE topic = $2 AND headers @> '[["webhook-type", "transaction.enriched"]]')
+    SELECT percentile_cont(ARRAY[0.5, 0.99])
+           WITHIN GROUP (ORDER BY extract(epoch FROM e.created_at - r.created_at))
+    FROM registered r JOIN enriched e USING (tid)
+"""
+
+
+async def bench_enrichment(
+    settings: Settings, program: Program, count: int
+) -> tuple[float, float, list[float]]:
+    """Enrichments per second from the checkout stage's backlog of registrations; then the lag
+    (registration committed to enrichment committed) with checkout and enrichment running live."""
+    backlog, _ = await run_engine(
+        settings, "services.enrichment", _ENRICHED, [program.name, count, "order-%"]
+    )
+    live = count // 10
+    bodies = [checkout(n, live // 10) | {"event_id": f"live-{n}"} for n in range(live)]
+    for body in bodies:
+        body["data"]["transaction_id"] = f"live-{body['data']['transaction_id']}"
+    await produce(
+        settings,
+        settings.topics.checkouts,
+        [json.dumps(b).encode() for b in bodies],
+        [b["customer"].encode() for b in bodies],
+    )
+    live_seconds, _ = await run_engine(
+        settings, ["services.checkout", "services.enrichment"], _ENRICHED, [program.name, live, "live-%"]
+    )
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    lag = await pool.fetchval(_LAG, settings.topics.transaction_status, settings.topics.webhooks, "live-%")
+    await pool.close()
+    return backlog, live_seconds, list(lag)
 
 
 async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
@@ -281,6 +337,7 @@ async def main() -> None:
     accepted, accepts_published = await bench_events(
         settings, pending, accepts, "checkout_accept", "services.lifecycle", "accepted"
     )
+    enriched, live_seconds, lag = await bench_enrichment(settings, program, count)
     refunded, refunds_published = await bench_events(
         settings, program, accepts, "refund", "services.refunds", "refunded"
     )
@@ -299,6 +356,9 @@ async def main() -> None:
         (f"timer: sweep {count} due, published", sweep_published, rate(sweep_published), ""),
         (f"lifecycle: {accepts} accepts, committed", accepted, rate(accepted, accepts), ""),
         (f"lifecycle: {accepts} accepts, published", accepts_published, rate(accepts_published, accepts), ""),
+        (f"enrichment: {count} registrations, backlog", enriched, rate(enriched), ""),
+        (f"enrichment live: {count // 10} checkouts", live_seconds, rate(live_seconds, count // 10), ""),
+        (f"  lag p50 {lag[0]:.2f} s, p99 {lag[1]:.2f} s", 0.0, "", ""),
         (f"refunds: {accepts} full refunds, committed", refunded, rate(refunded, accepts), ""),
         (
             f"refunds: {accepts} full refunds, published",

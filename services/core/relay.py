@@ -19,7 +19,6 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
 from services.core.db import Backoff, is_transient, retrying
@@ -126,20 +125,22 @@ class OutboxRelay:
         return list(self._missing_topics)
 
     async def _topics_exist(self, topics: set[str]) -> bool:
-        """Look unknown topics up in the broker's metadata; set aside those it lacks."""
+        """Look topics not seen yet up in the broker's metadata (one request for all of them);
+        set aside those it lacks."""
         assert self.producer is not None
-        all_known = True
-        for topic in topics - self._known_topics:
-            try:
-                await asyncio.wait_for(self.producer.partitions_for(topic), _METADATA_TIMEOUT_SECONDS)
-                self._known_topics.add(topic)
-            except (TimeoutError, KafkaError):
-                # Its rows stay unpublished, in order, until the topic exists (admin setup).
-                log.error("relay_topic_missing", topic=topic, retry_in=_MISSING_TOPIC_RETRY_SECONDS)
-                MISSING_TOPIC.labels(topic).inc()
-                self._missing_topics[topic] = time.monotonic() + _MISSING_TOPIC_RETRY_SECONDS
-                all_known = False
-        return all_known
+        unknown = topics - self._known_topics
+        if not unknown:
+            return True
+        cluster = await asyncio.wait_for(self.producer.client.fetch_all_metadata(), _METADATA_TIMEOUT_SECONDS)
+        existing = cluster.topics()
+        self._known_topics |= unknown & existing
+        missing = unknown - existing
+        for topic in missing:
+            # Its rows stay unpublished, in order, until the topic exists (admin setup).
+            log.error("relay_topic_missing", topic=topic, retry_in=_MISSING_TOPIC_RETRY_SECONDS)
+            MISSING_TOPIC.labels(topic).inc()
+            self._missing_topics[topic] = time.monotonic() + _MISSING_TOPIC_RETRY_SECONDS
+        return not missing
 
     async def publish_once(self) -> int:
         """Publish one claim of rows; return how many."""
