@@ -43,14 +43,20 @@ _PURGE = """
         LIMIT $2 FOR UPDATE SKIP LOCKED))
 """
 
+# Lanes are locked in one statement and their rows read in the next: under READ COMMITTED the
+# read then takes its snapshot after the lock, so it sees every row the lane's previous holder
+# marked published. (Locking and reading in one statement would read with a snapshot from
+# before the lock, and publish again rows another relay had just published.)
+_LOCK_LANES = """
+    SELECT lane FROM (SELECT lane FROM generate_series(0, $1 - 1) AS lane ORDER BY random()) AS l
+    WHERE pg_try_advisory_xact_lock($2, lane)
+    LIMIT $3
+"""
 _CLAIM = """
     SELECT id, topic, key, value, headers FROM outbox
-    WHERE published_at IS NULL AND NOT topic = ANY($5::text[]) AND lane = ANY(
-        SELECT lane FROM (SELECT lane FROM generate_series(0, $1 - 1) AS lane ORDER BY random()) AS l
-        WHERE pg_try_advisory_xact_lock($2, lane)
-        LIMIT $3)
+    WHERE published_at IS NULL AND lane = ANY($1::int[]) AND NOT topic = ANY($2::text[])
     ORDER BY id
-    LIMIT $4
+    LIMIT $3
 """
 
 
@@ -147,14 +153,15 @@ class OutboxRelay:
         assert self.producer is not None
         s = self.settings
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                _CLAIM,
-                s.relay_lanes,
-                _LANE_LOCK_NAMESPACE,
-                s.relay_lanes_per_claim,
-                s.relay_batch,
-                self._set_aside(),
-            )
+            lanes = [
+                r["lane"]
+                for r in await conn.fetch(
+                    _LOCK_LANES, s.relay_lanes, _LANE_LOCK_NAMESPACE, s.relay_lanes_per_claim
+                )
+            ]
+            if not lanes:
+                return 0
+            rows = await conn.fetch(_CLAIM, lanes, self._set_aside(), s.relay_batch)
             if not rows:
                 return 0
             if not await self._topics_exist({row["topic"] for row in rows}):

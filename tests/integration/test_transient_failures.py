@@ -8,8 +8,10 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from services.actions import checkout_ingestion
+from services.admin import create_topics
 from services.core.db import create_pool
 from services.core.relay import OutboxRelay
 from services.core.settings import Settings
@@ -96,5 +98,59 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
         left = await dbq.pool.fetch("SELECT key FROM outbox WHERE topic = $1 ORDER BY key", topic)
         assert [bytes(r["key"]) for r in left] == [b"recent", b"unpublished"]
     finally:
+        await pool.close()
+        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", topic)
+
+
+async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootstrap, database_url, dbq: Db):
+    topic = f"relays-{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka_bootstrap, [topic], 3)
+    keys, per_key = 40, 50
+    await dbq.pool.execute(
+        """
+        INSERT INTO outbox (lane, topic, key, value)
+        SELECT k % 32, $1, convert_to('k' || k, 'UTF8'), convert_to(k || ':' || n, 'UTF8')
+        FROM generate_series(1, $3) n, generate_series(1, $2) k ORDER BY n, k
+        """,
+        topic,
+        keys,
+        per_key,
+    )
+    # Much contention: small claims of every lane by eight relays at once.
+    settings = Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        relay_batch=7,
+        relay_lanes_per_claim=32,
+        relay_idle_seconds=0.001,
+    )
+    pool = await create_pool(settings, size=10)
+    relays = [OutboxRelay(settings, pool) for _ in range(8)]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    try:
+        for relay in relays:
+            await relay.start()
+        for _ in range(600):
+            if not await dbq.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE topic = $1 AND published_at IS NULL)", topic
+            ):
+                break
+            await asyncio.sleep(0.05)
+        await consumer.start()
+        seen: dict[str, list[int]] = {}
+        total = 0
+        while total < keys * per_key:
+            for records in (await consumer.getmany(timeout_ms=2000)).values():
+                for record in records:
+                    key, n = record.value.decode().split(":")
+                    seen.setdefault(key, []).append(int(n))
+                    total += 1
+        extra = await consumer.getmany(timeout_ms=1000)
+        assert not any(extra.values()), "a row was published twice"
+        assert all(ns == list(range(1, per_key + 1)) for ns in seen.values()) and len(seen) == keys
+    finally:
+        await consumer.stop()
+        for relay in relays:
+            await relay.stop()
         await pool.close()
         await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", topic)
