@@ -7,6 +7,8 @@ from typing import Any
 
 from services.contract.examples import SEED_CUSTOMER, SEED_TRANSACTION_ID, seed_item_level_checkout
 from services.contract.inbound import CheckoutEvent
+from services.domain.customer import Customer
+from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
 
 CUSTOMER = SEED_CUSTOMER
@@ -41,3 +43,15 @@ def guest_event(**data: Any) -> CheckoutEvent:
     body["data"]["points_burned"] = 0
     body["data"].update(data)
     return CheckoutEvent.model_validate(body)
+
+
+def effects(action: str = "checkout", at: datetime = AT, key: str = "key-1") -> Effects:
+    return Effects(EventMeta("acme", key, "event-1", action, at))
+
+
+def rich_customer(spendable: int = 100) -> Customer:
+    return Customer(program="acme", customer_id=CUSTOMER, score=spendable, spendable=spendable)
+
+
+def balances(c: Customer) -> tuple[int, int, int, int]:
+    return (c.score, c.spendable, c.pending, c.spent)

@@ -16,7 +16,7 @@ from services.contract.examples import seed_item_level_checkout
 from services.contract.inbound import CheckoutUpdateEvent
 from services.domain.checkout import register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
-from services.domain.effects import Effects, EventMeta, Parked, Rejected
+from services.domain.effects import Effects, Parked, Rejected
 from services.domain.lifecycle import (
     accept_checkout,
     check_customer,
@@ -28,7 +28,18 @@ from services.domain.lifecycle import (
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
 from tests.unit import builders
-from tests.unit.builders import AT, CUSTOMER, LATER, PENDING_SECONDS, TID, guest_event, seed
+from tests.unit.builders import (
+    AT,
+    CUSTOMER,
+    LATER,
+    PENDING_SECONDS,
+    TID,
+    balances,
+    effects,
+    guest_event,
+    rich_customer,
+    seed,
+)
 
 DUE = AT + timedelta(seconds=PENDING_SECONDS)
 
@@ -56,18 +67,6 @@ def update_event(
     if customer is not None:
         body["customer"] = customer
     return CheckoutUpdateEvent.model_validate(body)
-
-
-def effects(action: str = "checkout", at: datetime = AT, key: str = "key-1") -> Effects:
-    return Effects(EventMeta("acme", key, "event-1", action, at))
-
-
-def rich_customer(spendable: int = 100) -> Customer:
-    return Customer(program="acme", customer_id=CUSTOMER, score=spendable, spendable=spendable)
-
-
-def balances(c: Customer) -> tuple[int, int, int, int]:
-    return (c.score, c.spendable, c.pending, c.spent)
 
 
 def state(c: Customer) -> tuple[Any, ...]:

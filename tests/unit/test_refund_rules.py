@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
-from services.domain.effects import Effects, EventMeta, Parked, Rejected
+from services.domain.effects import Effects, Parked, Rejected
 from services.domain.lifecycle import accept_checkout, reject_checkout
 from services.domain.program import Program, Rounding
 from services.domain.refunds import (
@@ -38,8 +38,11 @@ from tests.unit.builders import (
     LATER,
     PENDING_SECONDS,
     TID,
+    balances,
+    effects,
     guest_event,
     make_program,
+    rich_customer,
     seed,
 )
 
@@ -48,18 +51,6 @@ CENT = Decimal("0.01")
 
 PROGRAM = make_program()  # no pending period: checkouts are accepted at once
 PENDING_PROGRAM = make_program(pending_period={"seconds": PENDING_SECONDS})
-
-
-def effects(action: str = "checkout", at: datetime = AT, key: str = "key-1") -> Effects:
-    return Effects(EventMeta("acme", key, "event-1", action, at))
-
-
-def rich_customer(spendable: int = 100) -> Customer:
-    return Customer(program="acme", customer_id=CUSTOMER, score=spendable, spendable=spendable)
-
-
-def balances(c: Customer) -> tuple[int, int, int, int]:
-    return (c.score, c.spendable, c.pending, c.spent)
 
 
 def purchases(c: Customer) -> tuple[Decimal, int, Decimal]:
