@@ -107,8 +107,7 @@ def _enrich(uow: UnitOfWork, program: Program, event: inbound.EnrichEvent, effec
     txn = uow.transaction(program.name, event.data.transaction_id)
     if txn is None:
         raise Rejected("unknown_transaction", f"transaction {event.data.transaction_id} is not registered")
-    catalog = {(kind, id_): doc for (p, kind, id_), doc in uow.catalog.items() if p == program.name}
-    enrich_transaction(program, txn, catalog, effects)
+    enrich_transaction(program, txn, lambda kind, id_: uow.catalog.get((program.name, kind, id_)), effects)
     uow.put_transaction(txn)
 
 

@@ -63,12 +63,6 @@ class Coupon(BaseModel):
     status: CouponStatus = CouponStatus.claimed
     assigned_at: datetime | None = None
 
-    def usable_at(self, at: datetime) -> bool:
-        return self.status is not CouponStatus.redeemed and (self.expires_at is None or at < self.expires_at)
-
-
-CatalogKind = Literal["product", "store", "offer"]
-
 
 def assign_coupon(existing: Coupon | None, coupon: Coupon) -> Coupon:
     """A coupon code belongs to one customer; assigning it again to the same customer

@@ -8,7 +8,7 @@ the transaction, so later catalog changes never rewrite it (docs/catalog.md in s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -36,24 +36,22 @@ def revenue_shares(program: Program, total: Decimal) -> dict[str, int]:
     return dict(zip(names, parts, strict=True))
 
 
-def enrich_transaction(
-    program: Program,
-    txn: Transaction,
-    catalog: Mapping[tuple[str, str], dict[str, Any] | None],
-    effects: Effects,
-) -> None:
+CatalogLookup = Callable[[str, str], dict[str, Any] | None]  # (kind, id) -> document
+
+
+def enrich_transaction(program: Program, txn: Transaction, lookup: CatalogLookup, effects: Effects) -> None:
     if txn.status is Status.draft:
         raise Rejected("not_registered", f"transaction {txn.transaction_id} has no checkout yet")
     if txn.enriched_at is not None:
         raise Rejected("already_enriched", f"transaction {txn.transaction_id} is already enriched")
     for item in txn.items:
-        product = catalog.get(("product", item.product_id or ""))
+        product = lookup("product", item.product_id or "")
         if product is None:
             continue
         for line_field, catalog_field in _LINE_FIELDS.items():
             if getattr(item, line_field) is None and product.get(catalog_field) is not None:
                 setattr(item, line_field, product[catalog_field])
-    store = catalog.get(("store", txn.store or ""))
+    store = lookup("store", txn.store or "")
     if store is not None:
         txn.store_details = {k: store[k] for k in _STORE_FIELDS if store.get(k) is not None}
     txn.shares = revenue_shares(program, txn.total)

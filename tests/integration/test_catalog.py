@@ -171,5 +171,5 @@ async def test_registered_transactions_are_enriched_from_the_catalog(kafka_boots
     ]
     assert len(enriched) == 3
     assert json.loads(enriched[0].value)["data"]["transaction"]["shares"]["merchant"] > 0
-    # Redelivered status messages do not enrich twice; the rename did not rewrite history.
+    # The later rename did not rewrite history.
     assert (await dbq.transaction(program.name, "T0"))["items"][0]["product_name"] == "Super Cool T-Shirt"

@@ -257,7 +257,8 @@ async def test_coupon_stays_redeemed_after_reject_until_coupon_unredeem(
             event("offer_unredeem", c, "T", "offer-back", 3, offers=["o1"]),
             event("coupon_unredeem", c, "T", "coupon-again", 4, code="C24RR562"),
         )
-        await engine.wait_for("webhooks", 5)
+        # created, coupon.redeemed, offer.redeemed, points.pending, rejected, then the two given back.
+        await engine.wait_for("webhooks", 7)
     assert results["coupon-back"]["outcome"] == results["offer-back"]["outcome"] == "applied"
     assert results["coupon-again"]["error"]["code"] == "unknown_coupon"
     txn = await dbq.transaction(p.name, "T")
