@@ -18,7 +18,12 @@ from services.domain.catalog import (
     give_back_coupon,
     redeem_coupon,
 )
-from services.domain.checkout import claim_guest_checkout, register_checkout
+from services.domain.checkout import (
+    catalog_categories,
+    claim_guest_checkout,
+    products_without_category,
+    register_checkout,
+)
 from services.domain.customer import Customer
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.enrichment import enrich_transaction
@@ -44,20 +49,13 @@ def _purchase_keys(program: str, event: Any) -> Needs:
     """A checkout or update also reads the catalog products of items sent without a category
     (their catalog category feeds the category earn rules); a checkout locks its coupons."""
     needs = _keys(program, event)
-    needs.catalog = [
-        (program, "product", i.product_id) for i in event.data.items if i.category is None and i.product_id
-    ]
+    needs.catalog = [(program, "product", pid) for pid in products_without_category(event.data.items)]
     needs.coupons = [(program, code) for code in getattr(event.data, "coupons", [])]
     return needs
 
 
 def _categories(uow: UnitOfWork, program: str, event: Any) -> dict[str, str]:
-    found = {}
-    for item in event.data.items:
-        doc = uow.catalog.get((program, "product", item.product_id)) if item.product_id else None
-        if doc is not None and doc.get("category"):
-            found[item.product_id] = doc["category"]
-    return found
+    return catalog_categories(event.data.items, lambda pid: uow.catalog.get((program, "product", pid)))
 
 
 def _no_rows(program: str, event: Any) -> Needs:

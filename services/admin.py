@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m services.admin {migrate,create-topics,check-programs,setup}``.
+"""Operator commands: ``python -m services.admin {migrate,create-topics,check-programs,setup,new-api-key}``.
 
 Topics are created here with the configured partition count; the broker's auto-create is
 off, so nothing depends on it."""
@@ -13,6 +13,7 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from services.api.auth import api_key_digest, new_api_key
 from services.core.db import create_pool
 from services.core.migrate import migrate
 from services.core.programs import ProgramsConfigError, load_programs
@@ -49,8 +50,15 @@ async def create_topics(bootstrap: str, topics: Topics | list[str], partitions: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.admin")
-    parser.add_argument("command", choices=["migrate", "create-topics", "check-programs", "setup"])
+    parser.add_argument(
+        "command", choices=["migrate", "create-topics", "check-programs", "setup", "new-api-key"]
+    )
     args = parser.parse_args(argv)
+    if args.command == "new-api-key":
+        key = new_api_key()
+        print(f"api key (give it to the program's platform; it is not stored): {key}")
+        print(f"add to the program's api_keys_sha256 in the programs file: {api_key_digest(key)}")
+        return 0
     settings = Settings()
     try:
         if args.command in ("check-programs", "setup"):

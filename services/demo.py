@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -17,6 +19,9 @@ from services.contract.examples import (
     seed_transaction_level_checkout,
 )
 from services.core.settings import Settings
+
+# The read API key of the "default" program in config/programs.yaml (for development only).
+DEV_API_KEY = "dev-key-default"
 
 
 def _lifecycle(action: str, run: str, name: str, tid: str, **data: Any) -> dict[str, Any]:
@@ -280,6 +285,53 @@ async def main() -> None:
                 for r in received[topics.dlq]
             ],
         )
+    )
+    print(read_api_tour(settings))
+
+
+def read_api_tour(settings: Settings) -> str:
+    """What the read API (started by ``make run``) says of the seed customer now."""
+    base = f"http://{settings.api_host}:{settings.api_port}/v1/programs/default"
+
+    def get(path: str, body: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {DEV_API_KEY}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())["data"]
+
+    try:
+        customer = get(f"/customers/{SEED_CUSTOMER}")
+        page = get(f"/customers/{SEED_CUSTOMER}/transactions?limit=5")
+        preview = get("/points-preview", seed_item_level_checkout()["data"])
+    except (urllib.error.URLError, OSError) as exc:
+        return f"read API not reachable at {base} ({exc}); `make run` starts it"
+    rates = ", ".join(
+        f"{r['converted_amount']} {r['currency']} (+{r['unconverted_points']} points left)"
+        for r in customer["burn_rates"]
+    )
+    return "\n".join(
+        [
+            f"== read API ({base}, key {DEV_API_KEY}) ==",
+            f"customer {SEED_CUSTOMER}: {customer['balances']}; spendable points buy {rates}",
+            _table(
+                "latest transactions",
+                ["transaction", "status", "total", "earned", "pending"],
+                [
+                    [
+                        t["transaction_id"],
+                        t["status"],
+                        t["total"],
+                        str(t["points_earned"]),
+                        str(t["points_pending"]),
+                    ]
+                    for t in page
+                ],
+            ),
+            f"points preview of the seed cart: {preview['purchase']} campaigns={preview['campaigns']}",
+        ]
     )
 
 

@@ -1,5 +1,6 @@
-"""``make schemas``: writes the JSON Schema of every inbound and outbound message to
-``schemas/`` from the pydantic models; ``tests/unit/test_schemas.py`` fails when stale."""
+"""``make schemas``: writes the JSON Schema of every inbound and outbound message, and the read
+API's OpenAPI document, to ``schemas/`` from the code; ``tests/unit/test_schemas.py`` fails
+when they are stale."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from services.api.app import create_app
 from services.contract import inbound, outbound
+from services.core.settings import Settings
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -59,6 +62,8 @@ def render() -> dict[Path, str]:
         "x-kafka-headers": list(outbound.DLQ_HEADERS),
     }
     files[SCHEMAS_DIR / "outbound" / "dlq.json"] = json.dumps(dlq, indent=2, sort_keys=True) + "\n"
+    openapi = create_app(Settings(), programs={}).openapi()
+    files[SCHEMAS_DIR / "openapi.json"] = json.dumps(openapi, indent=2, sort_keys=True) + "\n"
     return files
 
 

@@ -51,7 +51,7 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError | ConnectionError)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog")
 
 
@@ -90,7 +90,7 @@ async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Po
             settings.database_url,
             min_size=1,
             max_size=size or settings.db_pool_size,
-            init=_init_connection,
+            init=init_connection,
         )
 
     return await retrying("connect_database", settings, connect)

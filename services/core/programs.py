@@ -29,9 +29,24 @@ def parse_programs(raw: Any, source: str = "<programs>") -> dict[str, Program]:
                 problems.append(f"programs.{name}.{where}: {err['msg']}")
         except Exception as exc:  # e.g. an invalid metadata JSON Schema
             problems.append(f"programs.{name}: {exc}")
+    problems += _shared_api_keys(programs)
     if problems:
         raise ProgramsConfigError(f"{source} is invalid:\n  " + "\n  ".join(problems))
     return programs
+
+
+def _shared_api_keys(programs: dict[str, Program]) -> list[str]:
+    """A read API key is bound to one program: the same key in two programs is an error."""
+    owners: dict[str, str] = {}
+    problems = []
+    for name, program in programs.items():
+        for digest in sorted(program.api_keys_sha256):
+            if digest in owners:
+                problems.append(
+                    f"programs.{name}.api_keys_sha256: {digest[:12]}… is also a key of {owners[digest]}"
+                )
+            owners.setdefault(digest, name)
+    return problems
 
 
 def load_programs(path: Path) -> dict[str, Program]:

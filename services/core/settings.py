@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     # 127.0.0.1 on a workstation; 0.0.0.0 in a container, so probes and scrapers reach it.
     metrics_host: str = "127.0.0.1"
+    # Read API (python -m services.api).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=1, le=65535)
+    api_workers: int = Field(default=1, ge=1)
+    api_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 

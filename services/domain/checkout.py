@@ -7,15 +7,15 @@ Every check runs before the first change, so a rejected or parked event leaves s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
-from services.contract.inbound import CheckoutClaimEvent, CheckoutData, CheckoutEvent, CheckoutUpdateData
+from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent, CheckoutItem
 from services.domain.allocation import allocate
 from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
@@ -24,7 +24,9 @@ from services.domain.program import Program
 from services.domain.transaction import CampaignPoints, Item, Status, Transaction, benefit_data
 
 
-def _check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
+def check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
+    """Checkouts and updates must carry metadata valid for the program's schema. Points never
+    depend on metadata, so the points preview does not check it."""
     if program.metadata_schema is None:
         return
     # With a schema, metadata is validated even when absent (as {}), so required fields hold.
@@ -32,6 +34,40 @@ def _check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(root)"
         raise Rejected("invalid_metadata", f"metadata at {where}: {errors[0].message}")
+
+
+def products_without_category(items: Iterable[CheckoutItem]) -> list[str]:
+    """Product ids of items sent without a category: their catalog category is looked up."""
+    return [item.product_id for item in items if item.category is None and item.product_id]
+
+
+def catalog_categories(
+    items: Iterable[CheckoutItem], product_doc: Callable[[str], Mapping[str, Any] | None]
+) -> dict[str, str]:
+    """The catalog category of each item's product, by product id (for :func:`price_purchase`)."""
+    found = {}
+    for item in items:
+        if item.product_id is None:
+            continue
+        doc = product_doc(item.product_id)
+        if doc is not None and doc.get("category"):
+            found[item.product_id] = str(doc["category"])
+    return found
+
+
+class PurchaseContents(Protocol):
+    """What prices a purchase: a checkout's data, an update's merged data, or a preview's cart."""
+
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def currency(self) -> str | None: ...
+    @property
+    def items(self) -> Sequence[CheckoutItem]: ...
+    @property
+    def store(self) -> str | None: ...
+    @property
+    def points_rewarded(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +81,7 @@ class Pricing:
 
 def price_purchase(
     program: Program,
-    data: CheckoutData | CheckoutUpdateData,
+    data: PurchaseContents,
     *,
     points_burned: int,
     purchase_type: str,
@@ -62,7 +98,6 @@ def price_purchase(
             "currency_not_supported",
             f"currency {data.currency} is not {program.currency} and the program has no rate for it",
         )
-    _check_metadata(program, data.metadata)
     subtotals = [item.effective_subtotal for item in data.items]
     known = categories or {}
     item_categories = [item.category or known.get(item.product_id or "") for item in data.items]
@@ -155,6 +190,7 @@ def register_checkout(
     if existing is not None and existing.status is not Status.draft:
         raise Rejected("transaction_exists", f"transaction {data.transaction_id} is already registered")
     check_burn(customer, data.points_burned)
+    check_metadata(program, data.metadata)
     at = meta.occurred_at
     pricing = price_purchase(
         program,

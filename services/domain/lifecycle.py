@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from services.contract.inbound import CheckoutUpdateEvent
-from services.domain.checkout import apply_pricing, await_checkout, check_burn, price_purchase
+from services.domain.checkout import apply_pricing, await_checkout, check_burn, check_metadata, price_purchase
 from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
@@ -56,6 +56,7 @@ def update_checkout(
     )
     burned = txn.points_burned if data.points_burned is None else data.points_burned
     check_burn(customer, burned - txn.points_burned)
+    check_metadata(program, data.metadata)
     # Earn rules are those in force at the purchase, not at the update.
     pricing = price_purchase(
         program,

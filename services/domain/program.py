@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -124,6 +124,9 @@ class Program(_Strict):
     # Digits of the currency's minor unit (2 for EUR cents), for shares in minor units.
     minor_unit_digits: int = Field(default=2, ge=0, le=4)
     webhook_secret: str | None = None
+    # Read API keys bound to this program, stored as SHA-256 hex digests, never in clear
+    # (services/api/docs/read-api.md; `python -m services.admin hash-api-key` makes one).
+    api_keys_sha256: frozenset[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = frozenset()
     metadata_schema: dict[str, Any] | None = None
 
     @field_validator("currency")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.api.auth import ApiKeys, api_key_digest, new_api_key
 from services.core.programs import ProgramsConfigError, load_programs, parse_programs
 from services.domain.program import Program, Rounding
 
@@ -129,3 +130,32 @@ def test_shipped_programs_file_is_valid() -> None:
 def test_exchange_rate_keys_are_case_insensitive() -> None:
     p = parse_programs({"programs": {"acme": {"exchange_rates": {"usd": "0.92"}}}})["acme"]
     assert p.rate_from("USD") == Decimal("0.92")
+
+
+def test_api_keys_are_stored_as_sha256_digests() -> None:
+    digest = api_key_digest("secret-key")
+    program = parse_programs({"programs": {"a": {"api_keys_sha256": [digest]}}})["a"]
+    assert program.api_keys_sha256 == {digest}
+    with pytest.raises(ProgramsConfigError, match=r"programs\.a\.api_keys_sha256"):
+        parse_programs({"programs": {"a": {"api_keys_sha256": ["secret-key"]}}})  # a key in clear
+
+
+def test_a_key_shared_by_two_programs_is_reported() -> None:
+    digest = api_key_digest("shared")
+    with pytest.raises(ProgramsConfigError, match=r"programs\.b\.api_keys_sha256: .* is also a key of a"):
+        parse_programs({"programs": {"a": {"api_keys_sha256": [digest]}, "b": {"api_keys_sha256": [digest]}}})
+
+
+def test_a_key_belongs_to_its_program_only() -> None:
+    keys = ApiKeys(
+        parse_programs(
+            {
+                "programs": {
+                    "a": {"api_keys_sha256": [api_key_digest("ka")]},
+                    "b": {"api_keys_sha256": [api_key_digest("kb1"), api_key_digest("kb2")]},
+                }
+            }
+        )
+    )
+    assert [keys.program_of(k) for k in ("ka", "kb1", "kb2", "kc", "")] == ["a", "b", "b", None, None]
+    assert new_api_key() != new_api_key() and len(new_api_key()) > 40

@@ -1,0 +1,126 @@
+"""What each read API request does, between the HTTP layer and the SQL: reads rows, applies
+the same domain code the consumers use (burn rates, checkout pricing), builds the views.
+No HTTP here: failures are :class:`NotFound`, or the domain's ``Rejected``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.api import queries
+from services.contract.api import (
+    Balances,
+    BurnRateView,
+    CampaignPointsView,
+    CustomerView,
+    ItemPoints,
+    LedgerEntryView,
+    PointsPreview,
+    PointsPreviewRequest,
+    PurchaseAttributes,
+    PurchasePoints,
+    StatusChange,
+    TransactionDetail,
+    TransactionFilters,
+)
+from services.domain.burn import burn_rates
+from services.domain.checkout import catalog_categories, price_purchase, products_without_category
+from services.domain.program import Program
+from services.domain.transaction import Transaction
+
+
+class NotFound(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TransactionSlice:
+    """One page of stored transaction documents (JSON text) and whether more follow."""
+
+    docs: list[bytes]
+    has_more: bool
+
+
+async def transaction_page(
+    pool: asyncpg.Pool, program: Program, customer_id: str, filters: TransactionFilters
+) -> TransactionSlice:
+    async with pool.acquire() as conn:
+        # One row more than the page tells whether a next page exists, without counting.
+        docs = await queries.transaction_docs(conn, program.name, customer_id, filters, filters.limit + 1)
+        # Only an empty page pays for telling "no such customer" from "nothing matches".
+        if not docs and not await queries.customer_exists(conn, program.name, customer_id):
+            raise _no_customer(customer_id)
+    return TransactionSlice(docs[: filters.limit], len(docs) > filters.limit)
+
+
+async def transaction_detail(pool: asyncpg.Pool, program: Program, transaction_id: str) -> TransactionDetail:
+    async with pool.acquire() as conn:
+        doc = await queries.transaction_doc(conn, program.name, transaction_id)
+        if doc is None:
+            raise NotFound("transaction_not_found", f"no transaction {transaction_id!r} in this program")
+        history = await queries.status_history(conn, program.name, transaction_id)
+        ledger = await queries.ledger_entries(conn, program.name, transaction_id)
+    return TransactionDetail(
+        transaction=Transaction.model_validate_json(doc),
+        status_history=[StatusChange(**row) for row in history],
+        points_ledger=[LedgerEntryView(**row) for row in ledger],
+    )
+
+
+async def customer_view(pool: asyncpg.Pool, program: Program, customer_id: str) -> CustomerView:
+    async with pool.acquire() as conn:
+        customer = await queries.customer(conn, program.name, customer_id)
+    if customer is None:
+        raise _no_customer(customer_id)
+    return CustomerView(
+        customer_id=customer.customer_id,
+        balances=Balances(
+            score=customer.score, spendable=customer.spendable, pending=customer.pending, spent=customer.spent
+        ),
+        purchase=PurchaseAttributes(
+            total=customer.purchase_total,
+            count=customer.purchase_count,
+            items=customer.purchase_items,
+            avg_total=customer.purchase_avg_total,
+            avg_items=customer.purchase_avg_items,
+            first_date=customer.purchase_first_date,
+            last_date=customer.purchase_last_date,
+        ),
+        burn_rates=[BurnRateView(**asdict(rate)) for rate in burn_rates(program, customer.spendable)],
+    )
+
+
+async def points_preview(pool: asyncpg.Pool, program: Program, cart: PointsPreviewRequest) -> PointsPreview:
+    """What a checkout of this cart would earn now: the checkout's own pricing, catalog
+    categories included, and nothing written."""
+    wanted = products_without_category(cart.items)
+    products = {}
+    if wanted:
+        async with pool.acquire() as conn:
+            products = await queries.product_docs(conn, program.name, wanted)
+    pricing = price_purchase(
+        program,
+        cart,
+        points_burned=0,
+        purchase_type=cart.type.value,
+        occurred_at=cart.occurred_at or datetime.now(UTC),
+        categories=catalog_categories(cart.items, products.get),
+    )
+    earn = pricing.earn
+    return PointsPreview(
+        purchase=PurchasePoints(base=earn.base, bonus=earn.bonus, points=earn.points),
+        campaigns=[CampaignPointsView(campaign=c.campaign, points=c.points) for c in earn.campaigns],
+        items=[
+            ItemPoints(product_id=item.product_id, category=item.category, points=item.points_rewarded)
+            for item in pricing.items
+        ],
+    )
+
+
+def _no_customer(customer_id: str) -> NotFound:
+    return NotFound("customer_not_found", f"no customer {customer_id!r} in this program")
