@@ -16,6 +16,8 @@ Enrichment:
    registration's commit to its enrichment's commit (p50, p99).
 Refunds:
 9. N/2 full ``refund`` events through the refunds process, end to end.
+Read API (services/bench_api.py):
+10. list requests per second and latency over customers of 50 transactions, beside probes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.actions import pending_lifecycle
 from services.admin import create_topics, run_migrations
+from services.bench_api import PER_CUSTOMER, api_program, bench_read_api
 from services.contract.inbound import CheckoutEvent
 from services.core import repository
 from services.core.db import create_pool
@@ -172,13 +175,14 @@ _ENRICHED = (
     "SELECT count(*) >= $2 FROM transactions"
     " WHERE program = $1 AND transaction_id LIKE $3 AND doc->>'enriched_at' IS NOT NULL"
 )
+# Only outbox rows after id $4 (written by the live stage): the table keeps a day of rows.
 _LAG = """
     WITH registered AS (
         SELECT convert_from(key, 'UTF8') AS tid, created_at FROM outbox
-        WHERE topic = $1 AND convert_from(key, 'UTF8') LIKE $3),
+        WHERE id > $4 AND topic = $1 AND convert_from(key, 'UTF8') LIKE $3),
     enriched AS (
         SELECT convert_from(value, 'UTF8')::jsonb #>> '{data,transaction,transaction_id}' AS tid, created_at
-        FROM outbox WHERE topic = $2 AND headers @> '[["webhook-type", "transaction.enriched"]]')
+        FROM outbox WHERE id > $4 AND topic = $2 AND headers @> '[["webhook-type", "transaction.enriched"]]')
     SELECT percentile_cont(ARRAY[0.5, 0.99])
            WITHIN GROUP (ORDER BY extract(epoch FROM e.created_at - r.created_at))
     FROM registered r JOIN enriched e USING (tid)
@@ -194,6 +198,8 @@ async def bench_enrichment(
         settings, "services.enrichment", _ENRICHED, [program.name, count, "order-%"]
     )
     live = count // 10
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+    first_id = await pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
     bodies = [checkout(n, live // 10) | {"event_id": f"live-{n}"} for n in range(live)]
     for body in bodies:
         body["data"]["transaction_id"] = f"live-{body['data']['transaction_id']}"
@@ -206,8 +212,9 @@ async def bench_enrichment(
     live_seconds, _ = await run_engine(
         settings, ["services.checkout", "services.enrichment"], _ENRICHED, [program.name, live, "live-%"]
     )
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
-    lag = await pool.fetchval(_LAG, settings.topics.transaction_status, settings.topics.webhooks, "live-%")
+    lag = await pool.fetchval(
+        _LAG, settings.topics.transaction_status, settings.topics.webhooks, "live-%", first_id
+    )
     await pool.close()
     return backlog, live_seconds, list(lag)
 
@@ -221,27 +228,27 @@ async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
 
 
 async def seed_transactions(
-    settings: Settings, program: Program, count: int, due: datetime, tag: str
+    settings: Settings, program: Program, count: int, due: datetime, tag: str, per_customer: int = 10
 ) -> None:
-    """``count`` transactions (10 per customer; pending until ``due`` when the program has a
-    pending period, else accepted), registered by the real domain rules and written by the
-    real repository, so balances match the ledger."""
+    """``count`` transactions (``per_customer`` per customer; pending until ``due`` when the
+    program has a pending period, else accepted), registered by the real domain rules and
+    written by the real repository, so balances match the ledger."""
     pool = await create_pool(settings, size=1)
     for first in range(0, count, 5000):
         uow = UnitOfWork()
         events = []
         for n in range(first, min(first + 5000, count)):
-            body = checkout(n, count // 10) | {"event_id": f"{tag}-{n}"}
+            body = checkout(n, max(count // per_customer, 1)) | {"event_id": f"{tag}-{n}"}
             body["data"] |= {"transaction_id": f"{tag}-{n}", "auto_accept": due.isoformat()}
             events.append(CheckoutEvent.model_validate(body))
         async with pool.acquire() as conn, conn.transaction():
             await repository.load(
                 conn, uow, Needs(customers=[(program.name, e.customer or "") for e in events])
             )
-            for e in events:
-                effects = Effects(
-                    EventMeta(program.name, e.event_id or "", e.event_id or "", "checkout", due)
-                )
+            for n, e in enumerate(events, start=first):
+                # A second apart, so a customer's list has an order of its own.
+                at = due - timedelta(seconds=count - n)
+                effects = Effects(EventMeta(program.name, e.event_id or "", e.event_id or "", "checkout", at))
                 customer = uow.customer(program.name, e.customer or "")
                 uow.put_transaction(register_checkout(program, e, customer, None, effects))
                 uow.record(effects)
@@ -306,7 +313,8 @@ async def main() -> None:
         {"name": f"{tag}-pending", "currency": "EUR", "earn": earn, "pending_period": {"seconds": 3600}}
     )
     programs_file = Path(tempfile.mkdtemp()) / "programs.yaml"
-    programs_file.write_text(dump_programs({tag: program, pending.name: pending}))
+    api, api_key = api_program(f"{tag}-api")
+    programs_file.write_text(dump_programs({tag: program, pending.name: pending, api.name: api}))
     settings = base.model_copy(
         update={
             "topics": Topics().prefixed(f"{tag}."),
@@ -341,6 +349,9 @@ async def main() -> None:
     refunded, refunds_published = await bench_events(
         settings, program, accepts, "refund", "services.refunds", "refunded"
     )
+    api_transactions = max(count // 5, PER_CUSTOMER * 20)
+    await seed_transactions(settings, api, api_transactions, datetime.now(UTC), "api", PER_CUSTOMER)
+    api_rows = await bench_read_api(settings, api, api_key, requests=max(count // 20, 1000))
 
     def rate(seconds: float, n: int = count) -> str:
         return f"{n / seconds:>10,.0f}/s"
@@ -370,6 +381,9 @@ async def main() -> None:
     print(f"\n{'stage':<40} {'seconds':>9} {'rate':>12}  engine/stage")
     for name, seconds, r, ratio in rows:
         print(f"{name:<40} {seconds:>9.2f} {r:>12}  {ratio}")
+    print(f"\nread API: {api_transactions} transactions, {PER_CUSTOMER} per customer")
+    for label, value in api_rows:
+        print(f"{label:<40} {value}")
 
 
 if __name__ == "__main__":
