@@ -15,10 +15,18 @@ from services.core.settings import Settings
 from services.domain.program import Program
 
 
+def free_port() -> int:
+    """A port free now, for a server started as another process."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.asynccontextmanager
 async def serve_api(database_url: str, programs: list[Program]) -> AsyncIterator[httpx.AsyncClient]:
     """Serve the app on 127.0.0.1:<free port>; yield a client whose base URL is the server."""
     app = create_app(Settings(database_url=database_url), {p.name: p for p in programs})
+    # Bound here and handed to uvicorn: no window in which another process takes the port.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

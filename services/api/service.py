@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import asyncpg
 
@@ -86,8 +87,8 @@ async def customer_view(pool: asyncpg.Pool, program: Program, customer_id: str) 
             total=customer.purchase_total,
             count=customer.purchase_count,
             items=customer.purchase_items,
-            avg_total=customer.purchase_avg_total,
-            avg_items=customer.purchase_avg_items,
+            avg_total=_rounded(customer.purchase_avg_total, program.minor_unit_digits),
+            avg_items=_rounded(customer.purchase_avg_items, 4),
             first_date=customer.purchase_first_date,
             last_date=customer.purchase_last_date,
         ),
@@ -120,6 +121,11 @@ async def points_preview(pool: asyncpg.Pool, program: Program, cart: PointsPrevi
             for item in pricing.items
         ],
     )
+
+
+def _rounded(value: Decimal | None, digits: int) -> Decimal | None:
+    """Averages to the currency's minor unit (items: to the quantity's 4 places), not 28 digits."""
+    return None if value is None else value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
 
 
 def _no_customer(customer_id: str) -> NotFound:

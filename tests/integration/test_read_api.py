@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -34,7 +33,7 @@ from services.core.programs import dump_programs
 from services.core.settings import Settings
 from services.domain.program import Program
 from services.domain.transaction import Transaction
-from tests.api_server import serve_api
+from tests.api_server import free_port, serve_api
 from tests.harness import ROOT, Engine, make_program
 from tests.integration.conftest import Db
 
@@ -583,12 +582,6 @@ async def test_preview_body_errors_name_the_field(world: World):
 async def test_health_and_readiness(world: World):
     assert (await world.api.get("/healthz")).json() == {"status": "ok"}
     assert (await world.api.get("/readyz")).json() == {"status": "ready"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_the_api_process_serves_what_make_run_starts(world: World, database_url: str, tmp_path: Path):
