@@ -53,4 +53,4 @@ def database_url() -> Iterator[str]:
             yield pg.get_connection_url()
     else:
         _local("postgres.sh")
-        yield "postgresql://loyalty:loyalty@127.0.0.1:5432/loyalty"
+        yield "postgresql://loyalty:loyalty@127.0.0.1:5432/loyalty?sslmode=disable"  # loopback: no TLS

@@ -38,7 +38,7 @@ start() {
     || as_root runuser -u postgres -- psql -p "$PORT" -qc "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASS'"
   as_root runuser -u postgres -- psql -p "$PORT" -qtAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1 \
     || as_root runuser -u postgres -- psql -p "$PORT" -qc "CREATE DATABASE $DB_NAME OWNER $DB_USER"
-  echo "postgres.sh: up: postgresql://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME"
+  echo "postgres.sh: up: postgresql://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME?sslmode=disable"
 }
 
 stop() {
