@@ -52,7 +52,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Invalid parameters or body; each field is named"},
 }
 _bearer = HTTPBearer(auto_error=False, description="An API key of the program in the path")
-CustomerId = Annotated[str, Path(min_length=1, max_length=200)]
+PathId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -62,7 +62,7 @@ def _pool(request: Request) -> asyncpg.Pool:
 
 async def authorized_program(
     request: Request,
-    program: Annotated[str, Path(min_length=1, max_length=200)],
+    program: PathId,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Program:
     """The program in the path, if the request's key belongs to it. Any other program,
@@ -96,7 +96,7 @@ def _register_routes(app: FastAPI) -> None:
     async def list_transactions(
         request: Request,
         program: Authorized,
-        customer_id: CustomerId,
+        customer_id: PathId,
         filters: Annotated[TransactionFilters, Query()],
     ) -> Response:
         page = await service.transaction_page(_pool(request), program, customer_id, filters)
@@ -125,7 +125,7 @@ def _register_routes(app: FastAPI) -> None:
         summary="Retrieve a transaction with its items, status history and points ledger",
     )
     async def get_transaction(
-        request: Request, program: Authorized, transaction_id: CustomerId
+        request: Request, program: Authorized, transaction_id: PathId
     ) -> TransactionDetailResponse:
         detail = await service.transaction_detail(_pool(request), program, transaction_id)
         return TransactionDetailResponse(data=detail)
@@ -135,9 +135,7 @@ def _register_routes(app: FastAPI) -> None:
         responses=_ERRORS,
         summary="A customer's balances, purchase attributes and burn rates",
     )
-    async def get_customer(
-        request: Request, program: Authorized, customer_id: CustomerId
-    ) -> CustomerResponse:
+    async def get_customer(request: Request, program: Authorized, customer_id: PathId) -> CustomerResponse:
         return CustomerResponse(data=await service.customer_view(_pool(request), program, customer_id))
 
     @app.post(
