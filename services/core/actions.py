@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from services.core.records import Decoded, Translate
+from services.core.records import Translate
 from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.effects import Effects
 from services.domain.program import Program
@@ -44,6 +44,3 @@ class TopicHandler:
         union = reduce(or_, [registry[name].model for name in sorted(actions)])
         tagged: Any = Annotated[union, Field(discriminator="action")]
         self.adapter: TypeAdapter[Any] = TypeAdapter(tagged)
-
-    def apply(self, uow: UnitOfWork, program: Program, decoded: Decoded[Any], effects: Effects) -> None:
-        self.registry[decoded.action].apply(uow, program, decoded.event, effects)

@@ -12,8 +12,8 @@ from services.domain.customer import Customer, LedgerEntry, Movement, move_point
 from services.domain.transaction import Status, Transaction
 
 
-class Rejected(Exception):
-    """A valid event refused by a business rule; it changes nothing."""
+class Unapplied(Exception):
+    """A valid event a rule did not apply, with a code for its result and why."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -21,14 +21,13 @@ class Rejected(Exception):
         self.message = message
 
 
-class Parked(Exception):
-    """A valid event that needs a state which may still come (its checkout, an accept): it
-    waits, and is applied or rejected when its transaction changes (docs/parking.md)."""
+class Rejected(Unapplied):
+    """Refused by a business rule; it changes nothing."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+
+class Parked(Unapplied):
+    """It needs a state which may still come (its checkout, an accept): it waits, and is
+    applied or rejected when its transaction changes (docs/parking.md)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,8 @@ class Webhook:
     data: dict[str, Any]
 
 
+# The result field counting each movement; its webhook is the same name dotted
+# (points_earned: points.earned). Dropped pending points are neither counted nor announced.
 _POINTS_EFFECT = {
     Movement.earned: "points_earned",
     Movement.pending_earned: "points_earned",
@@ -61,15 +62,6 @@ _POINTS_EFFECT = {
     Movement.burned: "points_burned",
     Movement.revoked: "points_revoked",
     Movement.restored: "points_restored",
-}
-
-_POINTS_WEBHOOK = {
-    Movement.earned: "points.earned",
-    Movement.pending_earned: "points.earned",
-    Movement.pending: "points.pending",
-    Movement.burned: "points.burned",
-    Movement.revoked: "points.revoked",
-    Movement.restored: "points.restored",
 }
 
 
@@ -98,12 +90,11 @@ class Effects:
             at=self.meta.occurred_at,
         )
         self.ledger.append(entry)
-        if movement in _POINTS_EFFECT:
-            self.points[_POINTS_EFFECT[movement]] += points
-        if movement in _POINTS_WEBHOOK:
+        if (effect := _POINTS_EFFECT.get(movement)) is not None:
+            self.points[effect] += points
             self.webhooks.append(
                 Webhook(
-                    _POINTS_WEBHOOK[movement],
+                    effect.replace("_", ".", 1),
                     customer.customer_id,
                     {
                         "customer": customer.customer_id,
