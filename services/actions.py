@@ -16,6 +16,7 @@ from services.domain.catalog import (
     assign_coupon,
     coupons_for_checkout,
     give_back_coupon,
+    invalidate_coupon,
     redeem_coupon,
 )
 from services.domain.checkout import (
@@ -35,6 +36,7 @@ from services.domain.lifecycle import (
     unspend_points,
     update_checkout,
 )
+from services.domain.money import money_text
 from services.domain.program import Program
 from services.domain.refunds import partial_refund, refund, refund_item, unredeem_coupon, unredeem_offers
 from services.domain.transaction import Status, Transaction
@@ -157,6 +159,7 @@ def _coupon_redeem(
         uow.coupons.get(key), data.code, event.customer, data.amount, effects.meta.occurred_at
     )
     uow.put_coupon(program.name, coupon)
+    currency = coupon.currency or program.currency
     effects.benefit(
         "coupon.redeemed",
         event.customer,
@@ -164,9 +167,27 @@ def _coupon_redeem(
             "coupon": data.code,
             "transaction_id": data.transaction_id,
             "customer": event.customer,
-            "amount": data.amount,
-            "balance": coupon.balance,
+            "amount": None if data.amount is None else money_text(data.amount, currency),
+            "balance": None if coupon.balance is None else money_text(coupon.balance, currency),
             "status": coupon.status.value,
+        },
+    )
+
+
+def _coupon_invalidate(
+    uow: UnitOfWork, program: Program, event: inbound.CouponInvalidateEvent, effects: Effects
+) -> None:
+    code = event.data.code
+    coupon = invalidate_coupon(uow.coupons.get((program.name, code)), code)
+    uow.put_coupon(program.name, coupon)
+    effects.benefit(
+        "coupon.invalidated",
+        coupon.customer,
+        {
+            "coupon": code,
+            "customer": coupon.customer,
+            "status": coupon.status.value,
+            "reason": event.data.reason,
         },
     )
 
@@ -267,6 +288,11 @@ ACTIONS: dict[str, Action] = {
         lambda program, event: Needs(coupons=[(program, event.data.code)]),
         _coupon_assign,
     ),
+    "coupon_invalidate": Action(
+        inbound.CouponInvalidateEvent,
+        lambda program, event: Needs(coupons=[(program, event.data.code)]),
+        _coupon_invalidate,
+    ),
     "offer_unredeem": Action(
         inbound.OfferUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_offers(txn, d.offers, fx))
     ),
@@ -319,6 +345,7 @@ def enrichment() -> TopicHandler:
                 "store_delete",
                 "offer_upsert",
                 "coupon_assign",
+                "coupon_invalidate",
             }
         ),
         ACTIONS,

@@ -250,7 +250,10 @@ async def seed_transactions(
             events.append(CheckoutEvent.model_validate(body))
         async with pool.acquire() as conn, conn.transaction():
             await repository.load(
-                conn, uow, Needs(customers=[(program.name, e.customer or "") for e in events])
+                conn,
+                uow,
+                Needs(customers=[(program.name, e.customer or "") for e in events]),
+                parked_needs=lambda parked: Needs(),  # new transactions have nothing parked
             )
             for n, e in enumerate(events, start=first):
                 # A second apart, so a customer's list has an order of its own.

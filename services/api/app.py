@@ -14,16 +14,21 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
 from services.api import service
 from services.api.auth import ApiKeys
 from services.api.metrics import RequestMetrics
 from services.contract.api import (
+    CouponFilters,
+    CouponList,
     CustomerResponse,
     ErrorResponse,
+    LedgerEntryView,
     PointsPreviewRequest,
     PointsPreviewResponse,
+    StatusChange,
     TransactionDetailResponse,
     TransactionFilters,
     TransactionPage,
@@ -53,6 +58,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _bearer = HTTPBearer(auto_error=False, description="An API key of the program in the path")
 PathId = Annotated[str, Path(min_length=1, max_length=200)]
+_history_json = TypeAdapter(list[StatusChange])
+_ledger_json = TypeAdapter(list[LedgerEntryView])
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -100,12 +107,8 @@ def _register_routes(app: FastAPI) -> None:
         filters: Annotated[TransactionFilters, Query()],
     ) -> Response:
         page = await service.transaction_page(_pool(request), program, customer_id, filters)
-        nxt = (
-            str(request.url.include_query_params(limit=filters.limit, offset=filters.offset + filters.limit))
-            if page.has_more
-            else None
-        )
-        # Spliced from the stored documents, which are Transaction.model_dump_json() already.
+        nxt = _next_page(request, filters) if page.has_more else None
+        # Spliced from the stored documents, which are Transaction.document() already.
         body = b"".join(
             (
                 b'{"data":[',
@@ -121,14 +124,26 @@ def _register_routes(app: FastAPI) -> None:
 
     @app.get(
         "/v1/programs/{program}/transactions/{transaction_id}",
-        responses=_ERRORS,
+        response_model=None,
+        responses={200: {"model": TransactionDetailResponse}, **_ERRORS},
         summary="Retrieve a transaction with its items, status history and points ledger",
     )
-    async def get_transaction(
-        request: Request, program: Authorized, transaction_id: PathId
-    ) -> TransactionDetailResponse:
-        detail = await service.transaction_detail(_pool(request), program, transaction_id)
-        return TransactionDetailResponse(data=detail)
+    async def get_transaction(request: Request, program: Authorized, transaction_id: PathId) -> Response:
+        record = await service.transaction_detail(_pool(request), program, transaction_id)
+        # The stored document is spliced as the list does: its money has the transaction
+        # currency's digits, which re-encoding the model without that context would lose.
+        body = b"".join(
+            (
+                b'{"data":{"transaction":',
+                record.doc,
+                b',"status_history":',
+                _history_json.dump_json(record.status_history),
+                b',"points_ledger":',
+                _ledger_json.dump_json(record.points_ledger),
+                b"}}",
+            )
+        )
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/v1/programs/{program}/customers/{customer_id}",
@@ -137,6 +152,19 @@ def _register_routes(app: FastAPI) -> None:
     )
     async def get_customer(request: Request, program: Authorized, customer_id: PathId) -> CustomerResponse:
         return CustomerResponse(data=await service.customer_view(_pool(request), program, customer_id))
+
+    @app.get(
+        "/v1/programs/{program}/customers/{customer_id}/coupons",
+        responses=_ERRORS,
+        summary="A customer's coupons: by default those usable at checkout (claimed, partially redeemed)",
+    )
+    async def list_coupons(
+        request: Request,
+        program: Authorized,
+        customer_id: PathId,
+        filters: Annotated[CouponFilters, Query()],
+    ) -> CouponList:
+        return CouponList(data=await service.customer_coupons(_pool(request), program, customer_id, filters))
 
     @app.post(
         "/v1/programs/{program}/points-preview",
@@ -166,6 +194,16 @@ def _register_routes(app: FastAPI) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _next_page(request: Request, filters: TransactionFilters) -> str:
+    """The same request at the next offset, in the client's own spelling of the page
+    parameters (``limit``/``offset``, or FlipGive's ``page[limit]``/``page[offset]``)."""
+    names = ("page[limit]", "page[offset]") if filters.flipgive_pages else ("limit", "offset")
+    url = request.url.remove_query_params(["limit", "offset", "page[limit]", "page[offset]"])
+    return str(
+        url.include_query_params(**{names[0]: filters.limit, names[1]: filters.offset + filters.limit})
+    )
 
 
 def _register_errors(app: FastAPI) -> None:

@@ -32,6 +32,10 @@ async def transaction_docs(
         bind("status = ANY({}::text[])", list(filters.status))
     if filters.type:
         bind("type = ANY({}::text[])", [t.value for t in filters.type])
+    if filters.supported is not None:
+        # FlipGive's "supported": became financial. Here that is acceptance, which a refund
+        # never undoes (refunds need an accepted transaction), so accepted_at says it.
+        where.append("accepted_at IS NOT NULL" if filters.supported else "accepted_at IS NULL")
     for column, op, value in (
         ("created_at", ">", filters.created_at_gt),
         ("created_at", "<", filters.created_at_lt),
@@ -122,3 +126,19 @@ async def product_docs(
         list(product_ids),
     )
     return {row["id"]: row["doc"] for row in rows}
+
+
+async def coupon_docs(
+    conn: asyncpg.Connection, program: str, customer_id: str, statuses: Sequence[str]
+) -> list[dict[str, Any]]:
+    """A customer's coupon documents in these statuses (``services.domain.catalog.Coupon``)."""
+    rows = await conn.fetch(
+        """
+        SELECT doc FROM coupons
+        WHERE program = $1 AND customer_id = $2 AND status = ANY($3::text[])
+        """,
+        program,
+        customer_id,
+        list(statuses),
+    )
+    return [row["doc"] for row in rows]

@@ -12,9 +12,12 @@ import asyncpg
 
 from services.api import queries
 from services.contract.api import (
+    USABLE_COUPONS,
     Balances,
     BurnRateView,
     CampaignPointsView,
+    CouponFilters,
+    CouponView,
     CustomerView,
     ItemPoints,
     LedgerEntryView,
@@ -23,13 +26,13 @@ from services.contract.api import (
     PurchaseAttributes,
     PurchasePoints,
     StatusChange,
-    TransactionDetail,
     TransactionFilters,
 )
 from services.domain.burn import burn_rates
+from services.domain.catalog import Coupon
 from services.domain.checkout import catalog_categories, price_purchase, products_without_category
+from services.domain.money import format_money, minor_units, money_text
 from services.domain.program import Program
-from services.domain.transaction import Transaction
 
 
 class NotFound(Exception):
@@ -59,15 +62,25 @@ async def transaction_page(
     return TransactionSlice(docs[: filters.limit], len(docs) > filters.limit)
 
 
-async def transaction_detail(pool: asyncpg.Pool, program: Program, transaction_id: str) -> TransactionDetail:
+@dataclass(frozen=True)
+class TransactionRecord:
+    """One transaction: its stored document (JSON text, spliced as is, so its money keeps the
+    transaction currency's minor units), its status history and its points ledger."""
+
+    doc: bytes
+    status_history: list[StatusChange]
+    points_ledger: list[LedgerEntryView]
+
+
+async def transaction_detail(pool: asyncpg.Pool, program: Program, transaction_id: str) -> TransactionRecord:
     async with pool.acquire() as conn:
         doc = await queries.transaction_doc(conn, program.name, transaction_id)
         if doc is None:
             raise NotFound("transaction_not_found", f"no transaction {transaction_id!r} in this program")
         history = await queries.status_history(conn, program.name, transaction_id)
         ledger = await queries.ledger_entries(conn, program.name, transaction_id)
-    return TransactionDetail(
-        transaction=Transaction.model_validate_json(doc),
+    return TransactionRecord(
+        doc=doc.encode(),
         status_history=[StatusChange(**row) for row in history],
         points_ledger=[LedgerEntryView(**row) for row in ledger],
     )
@@ -78,21 +91,70 @@ async def customer_view(pool: asyncpg.Pool, program: Program, customer_id: str) 
         customer = await queries.customer(conn, program.name, customer_id)
     if customer is None:
         raise _no_customer(customer_id)
+    digits = minor_units(program.currency)
     return CustomerView(
         customer_id=customer.customer_id,
         balances=Balances(
             score=customer.score, spendable=customer.spendable, pending=customer.pending, spent=customer.spent
         ),
         purchase=PurchaseAttributes(
-            total=customer.purchase_total,
+            total=format_money(customer.purchase_total, digits),
             count=customer.purchase_count,
             items=customer.purchase_items,
-            avg_total=_rounded(customer.purchase_avg_total, program.minor_unit_digits),
+            avg_total=_money(_rounded(customer.purchase_avg_total, digits), digits),
             avg_items=_rounded(customer.purchase_avg_items, 4),
             first_date=customer.purchase_first_date,
             last_date=customer.purchase_last_date,
         ),
-        burn_rates=[BurnRateView(**asdict(rate)) for rate in burn_rates(program, customer.spendable)],
+        burn_rates=[
+            BurnRateView(
+                **{
+                    **asdict(rate),
+                    "amount": money_text(Decimal(rate.amount), rate.currency),
+                    "converted_amount": money_text(Decimal(rate.converted_amount), rate.currency),
+                }
+            )
+            for rate in burn_rates(program, customer.spendable)
+        ],
+    )
+
+
+async def customer_coupons(
+    pool: asyncpg.Pool, program: Program, customer_id: str, filters: CouponFilters
+) -> list[CouponView]:
+    """The customer's coupons in the statuses asked for (by default the usable ones: claimed
+    and partially redeemed), soonest expiry first, then by code."""
+    statuses = [s.value for s in filters.status or USABLE_COUPONS]
+    async with pool.acquire() as conn:
+        docs = await queries.coupon_docs(conn, program.name, customer_id, statuses)
+        # As for transactions: only an empty list pays for telling "no such customer" apart.
+        # A customer with coupons is known, even before any purchase created its profile.
+        if not docs and not await queries.customer_exists(conn, program.name, customer_id):
+            raise _no_customer(customer_id)
+    coupons = [Coupon.model_validate(doc) for doc in docs]
+    never = datetime.max.replace(tzinfo=UTC)
+    coupons.sort(key=lambda c: (c.expires_at or never, c.code))
+    return [_coupon_view(program, c) for c in coupons]
+
+
+def _coupon_view(program: Program, coupon: Coupon) -> CouponView:
+    if coupon.type == "percent":
+        # A percentage, not money: as given, without currency digits.
+        currency = coupon.currency
+        value = None if coupon.value is None else format_money(coupon.value, 0)
+    else:
+        currency = coupon.currency or program.currency
+        value = None if coupon.value is None else money_text(coupon.value, currency)
+    return CouponView(
+        code=coupon.code,
+        status=coupon.status,
+        type=coupon.type,
+        value=value,
+        balance=None if coupon.balance is None else money_text(coupon.balance, currency),
+        currency=currency,
+        expires_at=coupon.expires_at,
+        pool=coupon.pool,
+        created_at=coupon.assigned_at,
     )
 
 
@@ -121,6 +183,10 @@ async def points_preview(pool: asyncpg.Pool, program: Program, cart: PointsPrevi
             for item in pricing.items
         ],
     )
+
+
+def _money(value: Decimal | None, digits: int) -> str | None:
+    return None if value is None else format_money(value, digits)
 
 
 def _rounded(value: Decimal | None, digits: int) -> Decimal | None:

@@ -30,8 +30,9 @@ Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4, allow
 
 
 class _Body(BaseModel):
-    # Producers may send extra attributes (Antavo custom attributes); they are ignored.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # A field the contract does not name is refused (schema_violation, naming the field), so
+    # a misspelt field is never silently lost; free attributes go in ``metadata``/``utm_data``.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CheckoutItem(_Body):
@@ -289,8 +290,22 @@ class CouponAssignEvent(_Event):
     def _customer_from_envelope(cls, body: Any) -> Any:
         """The customer may come in ``data`` or, Antavo style, on the envelope."""
         if isinstance(body, dict) and isinstance(body.get("data"), dict) and "customer" in body:
-            body = {**body, "data": {"customer": body["customer"], **body["data"]}}
+            envelope = {k: v for k, v in body.items() if k != "customer"}
+            body = {**envelope, "data": {"customer": body["customer"], **body["data"]}}
         return body
+
+
+class CouponInvalidateData(_Body):
+    code: Id
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+
+
+class CouponInvalidateEvent(_Event):
+    """Withdraws a coupon that was not used up: it can no longer be redeemed (Antavo:
+    benefits a refund does not revoke are invalidated by a separate event). Keyed by code."""
+
+    action: Literal["coupon_invalidate"]
+    data: CouponInvalidateData
 
 
 CatalogTopicEvent = Annotated[
@@ -299,9 +314,14 @@ CatalogTopicEvent = Annotated[
     | StoreUpsertEvent
     | StoreDeleteEvent
     | OfferUpsertEvent
-    | CouponAssignEvent,
+    | CouponAssignEvent
+    | CouponInvalidateEvent,
     Field(discriminator="action"),
 ]
+
+
+# Actions the engine sends itself, never a producer: their results are marked internal.
+INTERNAL_ACTIONS = frozenset({"enrich", "auto_expire"})
 
 
 class EnrichData(_Body):

@@ -1,14 +1,29 @@
-"""Outbound message shapes (DESIGN.md section 3). ``schemas/outbound/*.json`` is generated
-from these models. Money in snapshots is a decimal string; points are integers."""
+"""Outbound message shapes (DESIGN.md section 3). ``schemas/outbound/*.json`` and
+``schemas/asyncapi.json`` are generated from these models (``make schemas``). Money is a decimal
+string with the currency's minor units; points are integers.
+
+The messages are built from plain dicts the domain already serialised (the transaction
+snapshot, each webhook's ``data``), so at run time those fields stay ``dict[str, Any]`` and
+nothing is validated twice. Their exact shapes are the schema-only models below
+(:class:`TransactionSnapshot`, one data model per webhook type in :data:`WEBHOOK_DATA`,
+one message model per type in :data:`WEBHOOK_MESSAGES`); ``tests/unit/test_outbound_schemas.py``
+checks that the messages the domain really produces match them.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union, cast, get_args
+from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, create_model
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from typing_extensions import TypedDict
 
-from services.domain.transaction import Status
+from services.domain.catalog import CouponStatus
+from services.domain.transaction import Money, Status, Transaction
 
 WebhookType = Literal[
     "transaction.created",
@@ -26,11 +41,62 @@ WebhookType = Literal[
     "points.restored",
     "coupon.redeemed",
     "coupon.unredeemed",
+    "coupon.invalidated",
     "offer.redeemed",
     "offer.unredeemed",
 ]
 
 Outcome = Literal["applied", "duplicate", "parked", "rejected"]
+
+
+class _SchemaOf:
+    """Annotation giving a field that stays a plain ``dict`` at run time (validated as a dict,
+    serialised as it is) the JSON schema of ``model``."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self.model.__pydantic_core_schema__)
+
+
+class StoreDetails(TypedDict, total=False):
+    """The store's catalog details copied by enrichment (only those the catalog has)."""
+
+    name: str
+    address: str
+    city: str
+    country: str
+    latitude: Annotated[Decimal, Field(description="Decimal string.")]
+    longitude: Annotated[Decimal, Field(description="Decimal string.")]
+
+
+class Shares(BaseModel):
+    """FlipGive-style revenue shares of the total, in the currency's minor units (cents); they
+    sum exactly to the total."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: int
+    partner: int
+    platform: int
+    merchant: int
+
+
+class TransactionSnapshot(Transaction):
+    """The transaction snapshot carried by ``loyalty.transaction-status`` and the
+    ``transaction.*`` webhooks: ``Transaction.snapshot()``, every field of the transaction
+    aggregate, always present. Money fields (``total``, ``refunded``, items' ``price``,
+    ``discount``, ``subtotal``) are decimal strings with the currency's minor units;
+    quantities and ``rate`` are decimal strings. Schema only: never instantiated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # What enrichment fills in: plain dicts on the aggregate, typed here.
+    store_details: StoreDetails | None = None  # type: ignore[assignment]
+    shares: Shares | None = None  # type: ignore[assignment]
 
 
 class Cause(BaseModel):
@@ -48,7 +114,9 @@ class TransactionStatusMessage(BaseModel):
     to_status: Status
     at: datetime
     cause: Cause
-    transaction: dict[str, Any] = Field(description="The transaction snapshot after the change.")
+    transaction: Annotated[dict[str, Any], _SchemaOf(TransactionSnapshot)] = Field(
+        description="The transaction snapshot after the change."
+    )
 
 
 class WebhookMessage(BaseModel):
@@ -86,6 +154,129 @@ class EventResultMessage(BaseModel):
     outcome: Outcome
     error: ResultError | None
     effects: PointsEffects
+    internal: bool = Field(
+        default=False,
+        description="True for the engine's own actions (the pending timer's `auto_expire`, "
+        "enrichment's `enrich`), which no producer sent; also the header `internal: true`.",
+    )
 
 
 DLQ_HEADERS = ("error-code", "error-message", "source-topic", "source-partition", "source-offset")
+
+
+# --- The ``data`` of each webhook type (schema only; the domain builds plain dicts) ---------
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransactionData(_Data):
+    """``transaction.*``: the transaction after the change."""
+
+    transaction: TransactionSnapshot
+
+
+class Balances(_Data):
+    """The customer's balances after the movement."""
+
+    score: int
+    spendable: int
+    pending: int
+    spent: int
+
+
+class PointsData(_Data):
+    """``points.*``: points moved on the customer's ledger by a transaction."""
+
+    customer: str
+    transaction_id: str
+    points: int = Field(description="The points moved (positive).")
+    balances: Balances
+    negative_spendable: bool = Field(description="Whether spendable is below zero after the movement.")
+
+
+class OfferData(_Data):
+    """``offer.redeemed`` / ``offer.unredeemed``: an offer redeemed with a transaction, or given
+    back. ``customer`` is null for a guest checkout not claimed yet."""
+
+    offer: str
+    transaction_id: str
+    customer: str | None
+
+
+class CouponData(_Data):
+    """``coupon.redeemed`` with a checkout, ``coupon.unredeemed``: a coupon redeemed with a
+    transaction, or given back. ``customer`` is null for a guest checkout not claimed yet."""
+
+    coupon: str
+    transaction_id: str
+    customer: str | None
+
+
+class CouponRedeemedData(_Data):
+    """``coupon.redeemed`` by a ``coupon_redeem`` event: ``amount`` spent of a gift card and the
+    ``balance`` left (null for other coupons), and the coupon's status after it."""
+
+    coupon: str
+    transaction_id: str | None
+    customer: str
+    amount: Money | None
+    balance: Money | None
+    status: CouponStatus
+
+
+class CouponInvalidatedData(_Data):
+    """``coupon.invalidated``: a coupon withdrawn by the program (``coupon_invalidate``)."""
+
+    coupon: str
+    customer: str
+    status: Literal["invalidated"]
+    reason: str | None
+
+
+_TRANSACTION_TYPES = (
+    "transaction.created",
+    "transaction.updated",
+    "transaction.accepted",
+    "transaction.rejected",
+    "transaction.partially_refunded",
+    "transaction.refunded",
+    "transaction.claimed",
+    "transaction.enriched",
+)
+_POINTS_TYPES = ("points.earned", "points.pending", "points.burned", "points.revoked", "points.restored")
+
+WEBHOOK_DATA: dict[str, Any] = {
+    **dict.fromkeys(_TRANSACTION_TYPES, TransactionData),
+    **dict.fromkeys(_POINTS_TYPES, PointsData),
+    "coupon.redeemed": CouponData | CouponRedeemedData,
+    "coupon.unredeemed": CouponData,
+    "coupon.invalidated": CouponInvalidatedData,
+    "offer.redeemed": OfferData,
+    "offer.unredeemed": OfferData,
+}
+"""The type of each webhook type's ``data``."""
+
+
+def _webhook_model(kind: str) -> type[BaseModel]:
+    name = "".join(part.capitalize() for part in kind.replace(".", "_").split("_")) + "Webhook"
+    return create_model(
+        name,
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"A `loyalty.webhooks` message of type `{kind}` (header `webhook-type: {kind}`).",
+        id=(UUID, Field(description="Unique per webhook; the same on a redelivery.")),
+        type=(cast(Any, Literal)[kind], ...),
+        program=(str, ...),
+        occurred_at=(datetime, ...),
+        data=(WEBHOOK_DATA[kind], ...),
+    )
+
+
+WEBHOOK_MESSAGES: dict[str, type[BaseModel]] = {kind: _webhook_model(kind) for kind in get_args(WebhookType)}
+"""The full ``loyalty.webhooks`` message of each webhook type (schema only)."""
+
+AnyWebhookMessage: Any = Annotated[
+    cast(Any, Union)[tuple(WEBHOOK_MESSAGES.values())], Field(discriminator="type")
+]
+"""Any ``loyalty.webhooks`` message: one of :data:`WEBHOOK_MESSAGES` by ``type``."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from services.contract.inbound import INTERNAL_ACTIONS
 from services.contract.outbound import (
     Cause,
     EventResultMessage,
@@ -63,6 +64,7 @@ class OutboxBuilder:
         error: tuple[str, str] | None = None,
         effects: Effects | None = None,
     ) -> OutboxMessage:
+        internal = action in INTERNAL_ACTIONS
         message = EventResultMessage(
             event_id=event_id,
             program=program,
@@ -71,8 +73,14 @@ class OutboxBuilder:
             outcome=outcome,
             error=ResultError(code=error[0], message=error[1]) if error else None,
             effects=PointsEffects(**effects.points) if effects else PointsEffects(),
+            internal=internal,
         )
-        return OutboxMessage(self.topics.event_results, event_id.encode(), message.model_dump_json().encode())
+        return OutboxMessage(
+            self.topics.event_results,
+            event_id.encode(),
+            message.model_dump_json().encode(),
+            (("internal", "true"),) if internal else (),
+        )
 
     def effects(self, program: Program, effects: Effects) -> list[OutboxMessage]:
         meta = effects.meta
@@ -111,7 +119,10 @@ class OutboxBuilder:
             headers: list[tuple[str, str]] = [("webhook-type", webhook.type)]
             if program.webhook_secret:
                 headers.append(("signature", sign(program.webhook_secret, body)))
-            key = webhook.customer or webhook.data.get("transaction", {}).get("transaction_id", "")
+            # An unclaimed guest checkout's webhooks are keyed by its transaction id, which a
+            # transaction webhook carries in its snapshot, a coupon or offer one beside it.
+            about = webhook.data.get("transaction", webhook.data)
+            key = webhook.customer or about.get("transaction_id") or ""
             messages.append(OutboxMessage(self.topics.webhooks, key.encode(), body, tuple(headers)))
         return messages
 

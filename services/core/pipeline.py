@@ -112,18 +112,7 @@ class BatchPipeline:
         for item, is_new in zip(items, fresh, strict=True):
             if is_new and isinstance(item, Decoded) and item.program in self.programs:
                 needs.add(self.registry[item.action].needs(item.program, item.event))
-        await repository.load(conn, uow, needs)
-        # Parked events that a change may release need their catalog reads too.
-        await repository.read_catalog(
-            conn,
-            uow,
-            [
-                key
-                for waiting in uow.parked.values()
-                for parked in waiting
-                for key in self._needs_of(parked).catalog
-            ],
-        )
+        await repository.load(conn, uow, needs, self._needs_of)
 
         for item, is_new in zip(items, fresh, strict=True):
             outcome = self._handle(uow, item, is_new)
@@ -219,30 +208,31 @@ class BatchPipeline:
         return action.needs(parked.program, action.model.model_validate(parked.body))
 
     def _release(self, uow: UnitOfWork, program: Program, transaction_id: str) -> None:
-        """Retry the events parked on a transaction that just changed, in arrival order, until
-        none moves: each is applied or rejected (its final result), or stays parked."""
+        """Retry the events parked on a transaction that just changed, in arrival order: each
+        time one moves (applied, or rejected for good), start again from the earliest still
+        parked, since the change it made may be what an earlier one waits for. Ends when a
+        whole pass moves none."""
         waiting = uow.parked.get((program.name, transaction_id))
-        progress = True
-        while waiting and progress:
-            progress = False
-            for parked in list(waiting):
-                action = self.registry[parked.action]
-                event = action.model.model_validate(parked.body)
-                if not uow.holds(action.needs(program.name, event)):
-                    continue  # its rows are not locked in this batch: it waits for the next change
-                topic, partition, offset = parked.source.rsplit(":", 2)
-                decoded = Decoded(
-                    record=RawRecord(topic, int(partition), int(offset), None, None, (), 0),
-                    event=event,
-                    program=parked.program,
-                    event_id=parked.event_id,
-                    action=parked.action,
-                    occurred_at=parked.occurred_at,
-                    transaction_id=parked.transaction_id,
-                )
-                outcome = self._attempt(uow, program, decoded)
-                if isinstance(outcome, Parked):
-                    continue
-                EVENTS.labels(self.handler.service, f"released_{outcome}").inc()
-                uow.unpark(parked)
-                progress = True
+        while waiting and self._release_first_movable(uow, program, waiting):
+            pass
+
+    def _release_first_movable(self, uow: UnitOfWork, program: Program, waiting: list[ParkedEvent]) -> bool:
+        for parked in waiting:
+            event = self.registry[parked.action].model.model_validate(parked.body)
+            topic, partition, offset = parked.source.rsplit(":", 2)
+            decoded = Decoded(
+                record=RawRecord(topic, int(partition), int(offset), None, None, (), 0),
+                event=event,
+                program=parked.program,
+                event_id=parked.event_id,
+                action=parked.action,
+                occurred_at=parked.occurred_at,
+                transaction_id=parked.transaction_id,
+            )
+            outcome = self._attempt(uow, program, decoded)
+            if isinstance(outcome, Parked):
+                continue
+            EVENTS.labels(self.handler.service, f"released_{outcome}").inc()
+            uow.unpark(parked)
+            return True
+        return False

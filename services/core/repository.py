@@ -1,13 +1,15 @@
 """PostgreSQL reads and writes of a unit of work, set-based: a fixed handful of statements per
 batch whatever its size (no round trip per message).
 
-Lock order (docs/concurrency.md): customers, then transactions, each sorted by key. Every
-consumer follows it, so concurrent batches wait for each other instead of deadlocking.
+Lock order (docs/concurrency.md): transactions, then customers, then coupons, each sorted by
+key. Every consumer and the timer follow it, so concurrent batches wait for each other instead
+of deadlocking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -46,32 +48,14 @@ async def claim_inbox(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, s
     return {(r["program"], r["event_key"]) for r in inserted}
 
 
-async def load(conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs) -> None:
-    """Lock customers, then transactions, then coupons (each sorted); read catalog entries."""
-    programs, ids = _columns(needs.customers)
-    if ids:
-        await conn.execute(
-            """
-            INSERT INTO customers (program, customer_id)
-            SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
-            ON CONFLICT DO NOTHING
-            """,
-            programs,
-            ids,
-        )
-        for row in await conn.fetch(
-            """
-            SELECT program, customer_id, score, spendable, pending, spent, purchase_total,
-                   purchase_count, purchase_items, purchase_first_date, purchase_last_date
-            FROM customers
-            WHERE (program, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            ORDER BY program, customer_id
-            FOR UPDATE
-            """,
-            programs,
-            ids,
-        ):
-            uow.customers[(row["program"], row["customer_id"])] = Customer(**dict(row))
+async def load(
+    conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs, parked_needs: Callable[[ParkedEvent], Needs]
+) -> None:
+    """Lock transactions, then customers, then coupons (each sorted); read catalog entries.
+
+    A locked transaction brings in what a change to it may touch: its owner (an event about a
+    claimed guest checkout need not name the claimer) and the rows its parked events need (a
+    claimer waiting for the guest checkout), so a release is never left for a later change."""
     programs, ids = _columns(needs.transactions)
     if ids:
         for row in await conn.fetch(
@@ -88,38 +72,95 @@ async def load(conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs) -> None:
             key = (txn.program, txn.transaction_id)
             uow.transactions[key] = txn
             uow.stored_transactions.add(key)
-        for row in await conn.fetch(
-            """
-            SELECT id, program, transaction_id, event_key, event_id, action, body, occurred_at, source, reason
-            FROM parked_events
-            WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            ORDER BY id
-            """,
-            programs,
-            ids,
-        ):
-            parked = ParkedEvent(**dict(row))
+        for parked in await read_parked(conn, needs.transactions):
             uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
-    # A transaction's coupons are locked with it (after it, in the lock order): refunds and
-    # coupon_unredeem give them back.
+    rows = Needs(customers=list(needs.customers), coupons=list(needs.coupons), catalog=list(needs.catalog))
+    rows.customers += [(t.program, t.customer) for t in uow.transactions.values() if t.customer]
+    for waiting in uow.parked.values():
+        for parked in waiting:
+            rows.add(parked_needs(parked))
+    await _lock_customers(conn, uow, rows.customers)
+    # A transaction's coupons are locked with it: refunds and coupon_unredeem give them back.
     txn_coupons = [(t.program, code) for t in uow.transactions.values() for code in t.coupons]
-    programs, ids = _columns([*needs.coupons, *txn_coupons])
-    if ids:
-        for coupon_key in zip(programs, ids, strict=True):
-            uow.coupons[coupon_key] = None
-        for row in await conn.fetch(
-            """
-            SELECT program, doc FROM coupons
-            WHERE (program, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            ORDER BY program, code
-            FOR UPDATE
-            """,
-            programs,
-            ids,
-        ):
-            coupon = Coupon.model_validate(row["doc"])
-            uow.coupons[(row["program"], coupon.code)] = coupon
-    await read_catalog(conn, uow, needs.catalog)
+    await _lock_coupons(conn, uow, [*rows.coupons, *txn_coupons])
+    await read_catalog(conn, uow, rows.catalog)
+
+
+async def _lock_customers(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Key]) -> None:
+    """Missing customers are created empty (in the lock order), then all are locked."""
+    programs, ids = _columns(keys)
+    if not ids:
+        return
+    await conn.execute(
+        """
+        INSERT INTO customers (program, customer_id)
+        SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1, 2
+        ON CONFLICT DO NOTHING
+        """,
+        programs,
+        ids,
+    )
+    for row in await conn.fetch(
+        """
+        SELECT program, customer_id, score, spendable, pending, spent, purchase_total,
+               purchase_count, purchase_items, purchase_first_date, purchase_last_date
+        FROM customers
+        WHERE (program, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY program, customer_id
+        FOR UPDATE
+        """,
+        programs,
+        ids,
+    ):
+        uow.customers[(row["program"], row["customer_id"])] = Customer(**dict(row))
+
+
+async def _lock_coupons(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Key]) -> None:
+    programs, ids = _columns(keys)
+    if not ids:
+        return
+    for coupon_key in zip(programs, ids, strict=True):
+        uow.coupons[coupon_key] = None
+    for row in await conn.fetch(
+        """
+        SELECT program, doc FROM coupons
+        WHERE (program, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY program, code
+        FOR UPDATE
+        """,
+        programs,
+        ids,
+    ):
+        coupon = Coupon.model_validate(row["doc"])
+        uow.coupons[(row["program"], coupon.code)] = coupon
+
+
+async def read_parked(conn: asyncpg.Connection, transactions: Iterable[Key]) -> list[ParkedEvent]:
+    """The events parked on these transactions, in arrival order."""
+    programs, ids = _columns(transactions)
+    if not ids:
+        return []
+    rows = await conn.fetch(
+        """
+        SELECT id, program, transaction_id, event_key, event_id, action, body, occurred_at, source, reason
+        FROM parked_events
+        WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY id
+        """,
+        programs,
+        ids,
+    )
+    return [ParkedEvent(**dict(row)) for row in rows]
+
+
+# Products stored before catalog entries took the order lines' vocabulary said name and url.
+_OLD_PRODUCT_FIELDS = {"name": "product_name", "url": "product_url"}
+
+
+def _upgrade_catalog_doc(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
+    if kind != "product" or not _OLD_PRODUCT_FIELDS.keys() & doc.keys():
+        return doc
+    return {_OLD_PRODUCT_FIELDS.get(k, k): v for k, v in doc.items()}
 
 
 async def read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable[CatalogKey]) -> None:
@@ -138,7 +179,7 @@ async def read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable
         [k[1] for k in wanted],
         [k[2] for k in wanted],
     ):
-        uow.catalog[(row["program"], row["kind"], row["id"])] = row["doc"]
+        uow.catalog[(row["program"], row["kind"], row["id"])] = _upgrade_catalog_doc(row["kind"], row["doc"])
 
 
 def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
@@ -152,7 +193,7 @@ def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
         [t.updated_at for t in txns],
         [t.accepted_at for t in txns],
         [t.auto_accept_at for t in txns],
-        [t.model_dump_json() for t in txns],
+        [t.document() for t in txns],
     ]
 
 

@@ -1,11 +1,11 @@
 """The pending-period timer (docs/timers.md), run by the pending-lifecycle service.
 
 Every ``timer_poll_seconds`` it sweeps due pending transactions, in batches: it reads the
-due ones, claims their customers (and unclaimed guest transactions) with
-``FOR UPDATE SKIP LOCKED`` in the global lock order, so replicas split the work instead of
-waiting on each other, then feeds one internal ``auto_expire`` event per claimed transaction
-through the same pipeline as consumed events: inbox key ``auto:<id>:<due time>``, guarded
-transition (still pending and due, under the row lock), outbox rows in the same transaction.
+due ones, claims them with ``FOR UPDATE SKIP LOCKED`` (transactions come first in the global
+lock order), so replicas split the work instead of waiting on each other, then feeds one
+internal ``auto_expire`` event per claimed transaction through the same pipeline as consumed
+events: inbox key ``auto:<id>:<due time>``, guarded transition (still pending and due, under
+the row lock), outbox rows in the same transaction.
 """
 
 from __future__ import annotations
@@ -38,13 +38,7 @@ _DUE = """
     ORDER BY auto_accept_at
     LIMIT $3
 """
-_CLAIM_CUSTOMERS = """
-    SELECT program, customer_id FROM customers
-    WHERE (program, customer_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-    ORDER BY program, customer_id
-    FOR UPDATE SKIP LOCKED
-"""
-_CLAIM_GUEST_TRANSACTIONS = """
+_CLAIM = """
     SELECT program, transaction_id FROM transactions
     WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
     ORDER BY program, transaction_id
@@ -134,29 +128,14 @@ class PendingTimer:
         due = await conn.fetch(_DUE, self.clock(), self.programs, self.settings.timer_batch)
         if not due:
             return 0, 0
-        with_customer = [r for r in due if r["customer_id"] is not None]
-        guests = [r for r in due if r["customer_id"] is None]
-        customers = {
-            (r["program"], r["customer_id"])
-            for r in await conn.fetch(
-                _CLAIM_CUSTOMERS,
-                [r["program"] for r in with_customer],
-                [r["customer_id"] for r in with_customer],
-            )
-        }
-        guest_txns = {
+        claimed = {
             (r["program"], r["transaction_id"])
-            for r in await conn.fetch(
-                _CLAIM_GUEST_TRANSACTIONS,
-                [r["program"] for r in guests],
-                [r["transaction_id"] for r in guests],
-            )
+            for r in await conn.fetch(_CLAIM, [r["program"] for r in due], [r["transaction_id"] for r in due])
         }
         items = [
             _expiry_event(r["program"], r["transaction_id"], r["customer_id"], r["auto_accept_at"])
             for r in due
-            if (r["program"], r["customer_id"]) in customers
-            or (r["program"], r["transaction_id"]) in guest_txns
+            if (r["program"], r["transaction_id"]) in claimed
         ]
         if items:
             await self.pipeline.apply_items(conn, items)

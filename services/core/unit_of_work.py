@@ -84,15 +84,6 @@ class UnitOfWork:
     coupons: dict[Key, Coupon | None] = field(default_factory=dict)
     changed_coupons: set[Key] = field(default_factory=set)
 
-    def holds(self, needs: Needs) -> bool:
-        """Whether every row an event needs is loaded (and locked) in this unit of work."""
-        return (
-            all(k in self.customers for k in needs.customers)
-            and all(k in self.transactions for k in needs.transactions)
-            and all(k in self.coupons for k in needs.coupons)
-            and all(k in self.catalog for k in needs.catalog)
-        )
-
     def put_catalog(self, key: CatalogKey, doc: dict[str, Any] | None) -> None:
         self.catalog[key] = doc
         self.changed_catalog.add(key)

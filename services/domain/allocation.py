@@ -32,3 +32,12 @@ def allocate(whole: int, weights: Sequence[Decimal]) -> list[int]:
     for i in by_remainder[:left]:
         parts[i] += 1
     return parts
+
+
+def proportional_share(whole: int, part: Decimal, total: Decimal) -> int:
+    """``floor(whole * part / total)``; the whole once ``part`` reaches ``total``."""
+    if part >= total:
+        return whole
+    if total <= 0:
+        return 0
+    return int(whole * part / total)  # non-negative, so int() floors

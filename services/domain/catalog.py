@@ -8,23 +8,30 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.domain.effects import Rejected
 
 
 class _Entity(BaseModel):
-    # Producers may carry more attributes; they are kept with the entity.
-    model_config = ConfigDict(extra="allow")
+    # A field the contract does not name is refused; a producer's own attributes go in
+    # ``metadata``, a free object kept with the entity.
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Any] | None = None
 
 
 class Product(_Entity):
+    """Named in the checkout items' vocabulary (DESIGN.md section 2), so enrichment copies a
+    field onto an order line under the same name. ``name`` and ``url`` are accepted as the
+    older spellings."""
+
     product_id: str
-    name: str | None = None
+    product_name: str | None = Field(default=None, validation_alias=AliasChoices("product_name", "name"))
     category: str | None = None
-    url: str | None = None
+    product_url: str | None = Field(default=None, validation_alias=AliasChoices("product_url", "url"))
     image_url: str | None = None
     price: Decimal | None = None
 
@@ -49,6 +56,9 @@ class CouponStatus(StrEnum):
     claimed = "claimed"
     partially_redeemed = "partially_redeemed"
     redeemed = "redeemed"
+    # Withdrawn by the program (Antavo: benefits a refund does not revoke are invalidated by
+    # a separate event): never usable again, never revived by a give-back or a new assignment.
+    invalidated = "invalidated"
 
 
 class Coupon(BaseModel):
@@ -71,6 +81,8 @@ def assign_coupon(existing: Coupon | None, coupon: Coupon) -> Coupon:
         raise Rejected("coupon_taken", f"coupon {coupon.code} is assigned to another customer")
     if existing is not None and existing.status is CouponStatus.redeemed:
         raise Rejected("coupon_redeemed", f"coupon {coupon.code} is already redeemed")
+    if existing is not None and existing.status is CouponStatus.invalidated:
+        raise Rejected("coupon_invalidated", f"coupon {coupon.code} is invalidated")
     return coupon.model_copy(update={"status": existing.status if existing else CouponStatus.claimed})
 
 
@@ -81,6 +93,8 @@ def _refuse_unusable(code: str, coupon: Coupon | None, customer: str | None, at:
         raise Rejected("coupon_not_owned", f"coupon {code} is not assigned to this customer")
     if coupon.status is CouponStatus.redeemed:
         raise Rejected("coupon_redeemed", f"coupon {code} is already redeemed")
+    if coupon.status is CouponStatus.invalidated:
+        raise Rejected("coupon_invalidated", f"coupon {code} is invalidated")
     if coupon.expires_at is not None and at >= coupon.expires_at:
         raise Rejected("coupon_expired", f"coupon {code} expired at {coupon.expires_at.isoformat()}")
     return coupon
@@ -118,9 +132,24 @@ def redeem_coupon(
     return coupon.model_copy(update={"balance": left, "status": status})
 
 
+def invalidate_coupon(coupon: Coupon | None, code: str) -> Coupon:
+    """``coupon_invalidate``: a coupon not used up can no longer be redeemed."""
+    if coupon is None:
+        raise Rejected("unknown_coupon", f"coupon {code} does not exist")
+    if coupon.status is CouponStatus.redeemed:
+        raise Rejected("coupon_redeemed", f"coupon {code} is already redeemed")
+    if coupon.status is CouponStatus.invalidated:
+        raise Rejected("coupon_invalidated", f"coupon {code} is already invalidated")
+    return coupon.model_copy(update={"status": CouponStatus.invalidated})
+
+
 def give_back_coupon(coupon: Coupon, amount: Decimal | None = None) -> Coupon:
     """``coupon_unredeem`` (or a full refund): the coupon can be used again; a gift card gets
-    ``amount`` back on its balance."""
+    ``amount`` back on its balance. An invalidated coupon stays invalidated."""
+    if coupon.status is CouponStatus.invalidated:
+        if coupon.type == "gift_card" and amount is not None:
+            return coupon.model_copy(update={"balance": (coupon.balance or Decimal(0)) + amount})
+        return coupon
     if coupon.type == "gift_card" and amount is not None:
         balance = (coupon.balance or Decimal(0)) + amount
         limit = coupon.value if coupon.value is not None else balance

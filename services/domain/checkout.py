@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator
 
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent, CheckoutItem
-from services.domain.allocation import allocate
+from services.domain.allocation import allocate, proportional_share
 from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
 from services.domain.effects import Effects, Parked, Rejected
@@ -160,7 +160,8 @@ def check_burn(customer: Customer | None, extra_burn: int) -> None:
 
 
 def credit_purchase(customer: Customer, txn: Transaction, effects: Effects) -> None:
-    """Give the customer what the transaction earns, by its status: pending or earned."""
+    """Give the customer what the transaction earns, by its status: pending or earned (a
+    rejected one earns nothing)."""
     points = txn.points_to_earn
     if txn.status is Status.pending:
         effects.move(customer, Movement.pending, points, txn.transaction_id)
@@ -169,6 +170,20 @@ def credit_purchase(customer: Customer, txn: Transaction, effects: Effects) -> N
         effects.move(customer, Movement.earned, points, txn.transaction_id)
         txn.points_earned = points
         record_purchase(customer, txn.converted_total, txn.item_quantity, txn.occurred_at)
+
+
+def _credit_refunded_purchase(customer: Customer, txn: Transaction, effects: Effects) -> None:
+    """A claim after refunds (on another partition, so either order happens) leaves the
+    claimer where the claim-then-refunds order would: earned, minus the refunds' cumulative
+    share, and the purchase as far as it was not refunded."""
+    points = txn.points_to_earn
+    revoked = proportional_share(points, txn.refunded, txn.total)
+    effects.move(customer, Movement.earned, points, txn.transaction_id)
+    effects.move(customer, Movement.revoked, revoked, txn.transaction_id)
+    txn.points_earned, txn.points_revoked = points, revoked
+    if txn.status is Status.partially_refunded:
+        kept = txn.item_quantity - sum((i.refunded_quantity for i in txn.items), Decimal(0))
+        record_purchase(customer, (txn.total - txn.refunded) * txn.rate, kept, txn.occurred_at)
 
 
 def await_checkout(txn: Transaction) -> None:
@@ -252,9 +267,10 @@ def claim_guest_checkout(
         raise Rejected("not_a_guest_checkout", f"transaction {tid} belongs to a customer")
     if txn.customer is not None:
         raise Rejected("already_claimed", f"transaction {tid} was claimed by another customer")
-    if txn.status not in (Status.pending, Status.accepted):
-        raise Rejected("not_claimable", f"transaction {tid} is {txn.status.value}")
     txn.customer = customer.customer_id
-    txn.updated_at = effects.meta.occurred_at
-    credit_purchase(customer, txn, effects)
+    txn.touch(effects.meta.occurred_at)
+    if txn.status in (Status.partially_refunded, Status.refunded):
+        _credit_refunded_purchase(customer, txn, effects)
+    else:
+        credit_purchase(customer, txn, effects)
     effects.announce("transaction.claimed", txn)

@@ -9,7 +9,8 @@ Rules (documented in docs/points.md):
   ``round(total * points_per_unit)``. Amounts are first converted into the program currency.
 - multiplier: the product's if configured, else the category's, else 1.
 - an item's ``points_rewarded`` replaces that item's computed base; the transaction's
-  ``points_rewarded`` (partner override) replaces the whole result, bonus included.
+  ``points_rewarded`` (partner override) replaces the whole result, bonus included, and so
+  does a cart whose every item carries ``points_rewarded`` (their sum, at either level).
 - each campaign whose conditions hold adds its fixed ``points`` plus
   ``round(qualifying_amount * points_per_unit)``; bonus is reported per campaign.
 """
@@ -119,8 +120,13 @@ def campaign_bonuses(program: Program, cart: Cart) -> tuple[CampaignBonus, ...]:
 
 
 def compute_earn(program: Program, cart: Cart) -> EarnResult:
+    # Partner-computed rewards are used as they are, with no calculation on top (Antavo):
+    # no campaign bonus when the transaction, or every one of its items, carries them.
     if cart.points_rewarded is not None:
         return EarnResult(base=cart.points_rewarded, bonus=0)
+    if cart.items and all(item.points_rewarded is not None for item in cart.items):
+        item_points = tuple(item.points_rewarded or 0 for item in cart.items)
+        return EarnResult(base=sum(item_points), bonus=0, item_points=item_points)
     if program.earn.level == "item" and cart.items:
         item_points = tuple(item_base_points(program, item, cart.rate) for item in cart.items)
         base = sum(item_points)

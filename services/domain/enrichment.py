@@ -14,22 +14,20 @@ from typing import Any
 
 from services.domain.allocation import allocate
 from services.domain.effects import Effects, Rejected
+from services.domain.money import minor_units
 from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
 
-_LINE_FIELDS = {
-    "product_name": "name",
-    "category": "category",
-    "product_url": "url",
-    "image_url": "image_url",
-}
+# Catalog products use the order lines' own field names (stored documents are upgraded on
+# read, see services/core/repository.py).
+_LINE_FIELDS = ("product_name", "category", "product_url", "image_url")
 _STORE_FIELDS = ("name", "address", "city", "country", "latitude", "longitude")
 
 
 def revenue_shares(program: Program, total: Decimal) -> dict[str, int]:
     """Shares of ``total`` in minor units, by largest remainder, summing exactly to the total."""
     rates = program.shares
-    minor = int((total * 10**program.minor_unit_digits).to_integral_value())
+    minor = int((total * 10 ** minor_units(program.currency)).to_integral_value())
     names = ("campaign", "partner", "platform", "merchant")
     merchant = Decimal(1) - rates.campaign - rates.partner - rates.platform
     parts = allocate(minor, [rates.campaign, rates.partner, rates.platform, merchant])
@@ -48,9 +46,9 @@ def enrich_transaction(program: Program, txn: Transaction, lookup: CatalogLookup
         product = lookup("product", item.product_id or "")
         if product is None:
             continue
-        for line_field, catalog_field in _LINE_FIELDS.items():
-            if getattr(item, line_field) is None and product.get(catalog_field) is not None:
-                setattr(item, line_field, product[catalog_field])
+        for name in _LINE_FIELDS:
+            if getattr(item, name) is None and product.get(name) is not None:
+                setattr(item, name, product[name])
     store = lookup("store", txn.store or "")
     if store is not None:
         txn.store_details = {k: store[k] for k in _STORE_FIELDS if store.get(k) is not None}

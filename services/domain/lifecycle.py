@@ -18,13 +18,10 @@ from services.domain.transaction import Status, Transaction
 
 
 def check_customer(event_customer: str | None, txn: Transaction) -> None:
-    """An event about a customer's transaction must name that customer (it is the lock key)."""
-    if txn.customer is None or event_customer == txn.customer:
+    """An event that names a customer must name the transaction's own. One that names none
+    (a guest checkout's, sent before or after a claim) applies to the transaction's owner."""
+    if txn.customer is None or event_customer is None or event_customer == txn.customer:
         return
-    if event_customer is None:
-        raise Rejected(
-            "customer_required", f"transaction {txn.transaction_id} belongs to a customer; name it"
-        )
     raise Rejected("customer_mismatch", f"transaction {txn.transaction_id} belongs to another customer")
 
 
@@ -76,7 +73,7 @@ def update_checkout(
         txn.auto_accept_at = data.auto_accept
     txn.points_burned = burned
     apply_pricing(txn, pricing)
-    txn.updated_at = at
+    txn.touch(at)
     if customer is not None:
         tid = txn.transaction_id
         if burned > old_burned:
@@ -98,7 +95,7 @@ def accept_checkout(customer: Customer | None, txn: Transaction, effects: Effect
     at = effects.meta.occurred_at
     txn.status = Status.accepted
     txn.accepted_at = at
-    txn.updated_at = at
+    txn.touch(at)
     if customer is not None:
         effects.move(customer, Movement.pending_earned, txn.points_pending, txn.transaction_id)
         txn.points_earned, txn.points_pending = txn.points_pending, 0
@@ -112,7 +109,7 @@ def reject_checkout(customer: Customer | None, txn: Transaction, effects: Effect
     at = effects.meta.occurred_at
     txn.status = Status.rejected
     txn.rejected_at = at
-    txn.updated_at = at
+    txn.touch(at)
     if customer is not None:
         effects.move(customer, Movement.pending_dropped, txn.points_pending, txn.transaction_id)
         txn.points_pending = 0
@@ -137,7 +134,7 @@ def unspend_points(customer: Customer | None, txn: Transaction, effects: Effects
         )
     effects.move(customer, Movement.restored, remaining, txn.transaction_id)
     txn.points_restored += remaining
-    txn.updated_at = effects.meta.occurred_at
+    txn.touch(effects.meta.occurred_at)
     effects.announce("transaction.updated", txn)
 
 

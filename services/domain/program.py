@@ -121,8 +121,6 @@ class Program(_Strict):
     burn: BurnRules = BurnRules()
     pending_period: PendingPeriod | None = None
     shares: ShareRates = ShareRates()
-    # Digits of the currency's minor unit (2 for EUR cents), for shares in minor units.
-    minor_unit_digits: int = Field(default=2, ge=0, le=4)
     webhook_secret: str | None = None
     # Read API keys bound to this program, stored as SHA-256 hex digests, never in clear
     # (services/api/docs/read-api.md; `python -m services.admin hash-api-key` makes one).

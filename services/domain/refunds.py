@@ -12,19 +12,11 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from services.domain.allocation import proportional_share
 from services.domain.checkout import await_checkout
 from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.transaction import Item, Status, Transaction, benefit_data
-
-
-def proportional_share(whole: int, part: Decimal, total: Decimal) -> int:
-    """``floor(whole * part / total)``; the whole once ``part`` reaches ``total``."""
-    if part >= total:
-        return whole
-    if total <= 0:
-        return 0
-    return int(whole * part / total)  # non-negative, so int() floors
 
 
 def _check_refundable(txn: Transaction) -> None:
@@ -96,7 +88,7 @@ def _apply_refund(
     txn.refunded = after
     txn.points_revoked += revoke
     txn.points_restored += restore
-    txn.updated_at = effects.meta.occurred_at
+    txn.touch(effects.meta.occurred_at)
     if customer is not None:
         effects.move(customer, Movement.revoked, revoke, tid)
         effects.move(customer, Movement.restored, restore, tid)
@@ -180,7 +172,7 @@ def unredeem_offers(txn: Transaction, offers: list[str], effects: Effects) -> No
     await_checkout(txn)
     _check_offers(txn, offers)
     _announce_offers(txn, offers, effects)
-    txn.updated_at = effects.meta.occurred_at
+    txn.touch(effects.meta.occurred_at)
 
 
 def unredeem_coupon(txn: Transaction, code: str, effects: Effects) -> None:
@@ -193,4 +185,4 @@ def unredeem_coupon(txn: Transaction, code: str, effects: Effects) -> None:
         )
     txn.coupons_unredeemed.append(code)
     effects.benefit("coupon.unredeemed", txn.customer, benefit_data(txn, "coupon", code))
-    txn.updated_at = effects.meta.occurred_at
+    txn.touch(effects.meta.occurred_at)

@@ -9,9 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, SerializationInfo
+
+from services.domain.money import DEFAULT_MINOR_UNITS, format_money, minor_units
+
+
+def _money_json(value: Decimal, info: SerializationInfo) -> str:
+    context = info.context or {}
+    return format_money(value, context.get("minor_units", DEFAULT_MINOR_UNITS))
+
+
+# An amount in the transaction's currency: a plain decimal string with the currency's minor
+# units in JSON (the transaction passes its currency's digits as serialisation context).
+Money = Annotated[Decimal, PlainSerializer(_money_json, return_type=str, when_used="json")]
 
 
 class Status(StrEnum):
@@ -40,10 +52,10 @@ class Item(BaseModel):
     product_url: str | None = None
     image_url: str | None = None
     category: str | None = None
-    price: Decimal | None = None
+    price: Money | None = None
     quantity: Decimal = Decimal(1)
-    discount: Decimal | None = None
-    subtotal: Decimal
+    discount: Money | None = None
+    subtotal: Money
     points_rewarded: int = 0
     points_burned: int = 0
     refunded_quantity: Decimal = Decimal(0)
@@ -64,8 +76,8 @@ class Transaction(BaseModel):
     currency: str
     # Factor converting ``currency`` amounts into the program currency.
     rate: Decimal = Decimal(1)
-    total: Decimal
-    refunded: Decimal = Decimal(0)
+    total: Money
+    refunded: Money = Decimal(0)
     # What the purchase earns (base + bonus); credited to the customer as pending or
     # earned, or held until claimed for a guest checkout.
     points_base: int = 0
@@ -124,8 +136,21 @@ class Transaction(BaseModel):
             updated_at=at,
         )
 
+    def touch(self, at: datetime) -> None:
+        """``updated_at`` is the latest event time applied, so it does not depend on the
+        order parked events were released in."""
+        self.updated_at = max(self.updated_at, at)
+
+    def _money_context(self) -> dict[str, int]:
+        return {"minor_units": minor_units(self.currency)}
+
     def snapshot(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The JSON form carried by status changes and webhooks."""
+        return self.model_dump(mode="json", context=self._money_context())
+
+    def document(self) -> str:
+        """The stored JSON document (the same form as the snapshot)."""
+        return self.model_dump_json(context=self._money_context())
 
 
 def benefit_data(txn: Transaction, kind: str, ref: str) -> dict[str, Any]:

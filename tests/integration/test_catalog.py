@@ -46,8 +46,14 @@ async def test_reference_data_is_kept_per_program(kafka_bootstrap, database_url,
     async with engine_for(kafka_bootstrap, database_url, program) as engine:
         for body in (
             catalog_event(
-                "product_upsert", "p1", product_id="001", name="Tee", category="shirts", colour="red"
+                "product_upsert",
+                "p1",
+                product_id="001",
+                product_name="Tee",
+                category="shirts",
+                metadata={"colour": "red"},
             ),
+            # The older spelling `name` is still understood.
             catalog_event("product_upsert", "p2", product_id="001", name="Super Tee", category="shirts"),
             catalog_event("product_upsert", "p3", product_id="002", name="Jeans"),
             catalog_event("product_delete", "p4", product_id="002"),
@@ -73,7 +79,7 @@ async def test_reference_data_is_kept_per_program(kafka_bootstrap, database_url,
     assert all(results[e]["outcome"] == "applied" for e in ("p1", "p2", "p3", "p4", "s1", "o1", "c1"))
     assert results["c2"]["error"]["code"] == "coupon_taken"
     tee = await catalog_row(dbq, program.name, "product", "001")
-    assert tee is not None and tee["name"] == "Super Tee" and "colour" not in tee  # upsert replaces
+    assert tee is not None and tee["product_name"] == "Super Tee" and tee["metadata"] is None  # replaced
     assert await catalog_row(dbq, program.name, "product", "002") is None
     assert (await catalog_row(dbq, program.name, "store", "3044"))["city"] == "London"
     assert (await catalog_row(dbq, program.name, "offer", "bogo"))["active"] is True
@@ -81,6 +87,25 @@ async def test_reference_data_is_kept_per_program(kafka_bootstrap, database_url,
         "SELECT customer_id, status FROM coupons WHERE program = $1", program.name
     )
     assert (coupon["customer_id"], coupon["status"]) == ("ann", "claimed")
+
+
+async def test_an_unknown_catalog_field_is_dead_lettered_naming_it(kafka_bootstrap, database_url, dbq: Db):
+    """A misspelt field is refused, never silently dropped: the whole entry goes to the DLQ."""
+    program = make_program(f"cat-{uuid.uuid4().hex[:6]}")
+    async with engine_for(kafka_bootstrap, database_url, program) as engine:
+        await send_catalog(
+            engine, catalog_event("product_upsert", "typo", product_id="001", product_nme="Tee", colour="red")
+        )
+        await send_catalog(engine, catalog_event("store_upsert", "s-typo", store_id="9", name="X", zip="1"))
+        dead = await engine.wait_for("dlq", 2)
+    assert {dict(r.headers)["error-code"] for r in dead} == {b"schema_violation"}
+    messages = sorted(dict(r.headers)["error-message"].decode() for r in dead)
+    assert "data.product_nme: Extra inputs are not permitted" in messages[0]
+    assert "data.colour" in messages[0]
+    assert messages[1] == "data.zip: Extra inputs are not permitted"
+    results = {v["event_id"]: v for v in engine.values("event_results")}
+    assert results["typo"]["outcome"] == "rejected" and results["typo"]["error"]["code"] == "schema_violation"
+    assert await catalog_row(dbq, program.name, "product", "001") is None
 
 
 async def test_category_earn_rules_read_the_catalog_category(kafka_bootstrap, database_url, dbq: Db):
@@ -123,9 +148,9 @@ async def test_registered_transactions_are_enriched_from_the_catalog(kafka_boots
                 "product_upsert",
                 "p1",
                 product_id="001",
-                name="Super Cool T-Shirt",
+                product_name="Super Cool T-Shirt",
                 category="shirts",
-                url="https://shop.example/001",
+                product_url="https://shop.example/001",
                 image_url="https://img.example/001.png",
             ),
             catalog_event(
@@ -157,9 +182,10 @@ async def test_registered_transactions_are_enriched_from_the_catalog(kafka_boots
     for n, total in enumerate(("33.33", "0.01", "1999.99")):
         txn = await dbq.transaction(program.name, f"T{n}")
         first, second = txn["items"]
-        assert (first["product_name"], first["category"], first["image_url"]) == (
+        assert (first["product_name"], first["category"], first["product_url"], first["image_url"]) == (
             "Super Cool T-Shirt",
             "shirts",
+            "https://shop.example/001",
             "https://img.example/001.png",
         )
         assert second["product_name"] == "Sent by the shop" and second["category"] is None

@@ -52,7 +52,7 @@ async def test_seed_item_level_checkout_accepted_with_signed_webhooks(
     seed = results["e-seed"]
     assert seed["outcome"] == "applied" and seed["error"] is None
     assert seed["effects"] == {
-        "points_earned": 45,
+        "points_earned": 30,
         "points_pending": 0,
         "points_burned": 10,
         "points_revoked": 0,
@@ -64,8 +64,9 @@ async def test_seed_item_level_checkout_accepted_with_signed_webhooks(
     assert sum(i["points_burned"] for i in txn["items"]) == 10
     assert Decimal(txn["total"]) == Decimal(150)
     customer = await dbq.customer(program.name, SEED_ITEM_LEVEL["customer"])
-    # first: 85 points + 15 bonus = 100; seed: 30 + 15 bonus - 10 burned.
-    assert (customer["score"], customer["spendable"], customer["spent"]) == (145, 135, 10)
+    # first: 85 points + 15 bonus = 100; seed: its items' 20 + 10, no bonus (partner-computed
+    # points are used as they are), 10 burned.
+    assert (customer["score"], customer["spendable"], customer["spent"]) == (130, 120, 10)
     assert customer["purchase_count"] == 2 and customer["purchase_total"] == Decimal(235)
     assert await dbq.ledger_mismatches(program.name) == []
 

@@ -23,6 +23,7 @@ TOPICS = {
     "checkout_reject": "lifecycle",
     "refund": "refunds",
     "coupon_unredeem": "refunds",
+    "coupon_invalidate": "catalog",
 }
 
 
@@ -35,7 +36,7 @@ def ev(action: str, event_id: str, customer: str | None = None, **data: Any) -> 
 
 async def play(engine: Engine, *bodies: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for body in bodies:
-        key = body["data"].get("code") if body["action"] == "coupon_assign" else None
+        key = body["data"].get("code") if TOPICS[body["action"]] == "catalog" else None
         await engine.send(body, key=key, topic=TOPICS[body["action"]])
         await engine.wait_for_result(body["event_id"])
     return {v["event_id"]: v for v in engine.values("event_results")}
@@ -117,7 +118,7 @@ async def test_gift_card_spent_over_three_checkouts_until_exhausted(engine: Engi
         if dict(r.headers)["webhook-type"] == b"coupon.redeemed"
     ]
     assert [(d["balance"], d["status"]) for d in redeemed] == [
-        ("60", "partially_redeemed"),
+        ("60.00", "partially_redeemed"),  # money in the currency's minor units
         ("24.50", "partially_redeemed"),
         ("0.00", "redeemed"),
     ]
@@ -142,3 +143,46 @@ async def test_refund_and_unredeem_give_coupons_back(engine: Engine, dbq: Db):
     assert await coupon_state(dbq, engine, "STUCK") == ("claimed", None)
     txn = await dbq.transaction(next(iter(engine.programs)), "R1")
     assert (txn["coupons_unredeemed"], txn["offers_unredeemed"]) == (["BACK"], ["o1"])
+
+
+async def test_an_invalidated_coupon_can_no_longer_be_redeemed(engine: Engine, dbq: Db):
+    """Antavo: benefits a refund does not revoke are invalidated by their own event."""
+    results = await play(
+        engine,
+        ev("coupon_assign", "i1", code="GONE", customer="ivy", value=5),
+        ev("coupon_assign", "i2", code="USED", customer="ivy", value=5),
+        ev("checkout", "i-buy", "ivy", transaction_id="I1", total=20, coupons=["USED"]),
+        ev("coupon_invalidate", "i-inv", code="GONE", reason="fraud review"),
+        ev("coupon_invalidate", "i-inv-used", code="USED"),
+        ev("coupon_invalidate", "i-inv-unknown", code="NOPE"),
+        ev("checkout", "i-buy2", "ivy", transaction_id="I2", total=20, coupons=["GONE"]),
+        ev("coupon_redeem", "i-redeem", "ivy", code="GONE"),
+        ev("coupon_assign", "i-again", code="GONE", customer="ivy", value=10),
+    )
+    assert results["i-inv"]["outcome"] == "applied"
+    assert results["i-inv-used"]["error"]["code"] == "coupon_redeemed"
+    assert results["i-inv-unknown"]["error"]["code"] == "unknown_coupon"
+    for refused in ("i-buy2", "i-redeem", "i-again"):
+        assert results[refused]["error"]["code"] == "coupon_invalidated", refused
+    assert await coupon_state(dbq, engine, "GONE") == ("invalidated", None)
+    await engine.wait_for("webhooks", 3)  # created (pending), coupon.redeemed, coupon.invalidated
+    invalidated = [
+        (r.key, json.loads(r.value))
+        for r in engine.received["webhooks"]
+        if dict(r.headers)["webhook-type"] == b"coupon.invalidated"
+    ]
+    assert invalidated == [
+        (
+            b"ivy",
+            {
+                **invalidated[0][1],
+                "type": "coupon.invalidated",
+                "data": {
+                    "coupon": "GONE",
+                    "customer": "ivy",
+                    "status": "invalidated",
+                    "reason": "fraud review",
+                },
+            },
+        )
+    ]

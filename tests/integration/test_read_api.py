@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from services.actions import (
     refunds,
     transaction_enrichment,
 )
-from services.contract.api import MAX_PAGE
+from services.contract.api import MAX_FLIPGIVE_PAGE, MAX_PAGE
 from services.core.programs import dump_programs
 from services.core.settings import Settings
 from services.domain.program import Program
@@ -93,6 +94,7 @@ class World:
         accepted: tuple[datetime | None, datetime | None] = (None, None),
         order_by: str = "created_at",
         order: str = "desc",
+        supported: bool | None = None,
     ) -> list[str]:
         def within(value: datetime | None, bounds: tuple[datetime | None, datetime | None]) -> bool:
             gt, lt = bounds
@@ -107,6 +109,7 @@ class World:
             and (not types or s.type in types)
             and within(s.created_at, created)
             and within(s.accepted_at, accepted)
+            and (supported is None or (s.accepted_at is not None) == supported)
         ]
         present = [s for s in rows if getattr(s, order_by) is not None]
         absent = [s for s in rows if getattr(s, order_by) is None]
@@ -366,6 +369,85 @@ async def test_limit_is_capped(world: World):
     assert len(body["data"]) == 12
 
 
+# --- FlipGive's spellings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("types", [("Buy",), ("Shop",), ("Buy", "Shop")])
+async def test_intent_type_brackets_are_the_type_filter(world: World, types: tuple[str, ...]):
+    assert await ids_of(world, **{"intent_type[]": list(types)}) == world.expected(types=types)
+
+
+async def test_both_spellings_agreeing_are_accepted(world: World):
+    got = await ids_of(world, **{"type": ["Shop", "Buy"], "intent_type[]": ["Buy", "Shop"], "limit": 3})
+    assert got == world.expected()[:3]
+    body = (
+        await world.get(world.listing(), **{"limit": 4, "page[limit]": 4, "offset": 2, "page[offset]": 2})
+    ).json()
+    assert [t["transaction_id"] for t in body["data"]] == world.expected()[2:6]
+
+
+async def test_supported_means_accepted_at_some_point_whatever_the_status_now(world: World):
+    supported = await ids_of(world, supported="true")
+    assert supported == world.expected(supported=True)
+    # Refunded whole or in part, they still became financial.
+    assert {"t02", "t04", "t05"} <= set(supported)
+    assert {world.sent[t].status for t in supported} == {"accepted", "refunded", "partially_refunded"}
+    never = await ids_of(world, supported="false")
+    assert never == world.expected(supported=False) == ["t12", "t11", "t10", "t09"]
+    assert sorted(supported + never) == sorted(world.sent)
+
+
+async def test_supported_combines_with_other_filters(world: World):
+    got = await ids_of(world, **{"supported": "1", "intent_type[]": "Shop", "status": "partially_refunded"})
+    assert got == world.expected(supported=True, types=("Shop",), status=("partially_refunded",))
+    assert got == ["t05", "t04"]
+
+
+async def test_supported_at_is_accepted_at(world: World):
+    gt, lt = BASE + timedelta(days=20, hours=-7), BASE + timedelta(days=20, hours=-2)
+    got = await ids_of(world, supported_at_gt=int(gt.timestamp()), supported_at_lt=lt.isoformat())
+    assert got == world.expected(accepted=(gt, lt)) == ["t06", "t05", "t04", "t03"]
+
+
+async def test_flipgive_pages_follow_next_links_in_flipgive_spelling(world: World):
+    seen, pages = [], []
+    url: str | None = world.listing() + "?page[limit]=5&intent_type[]=Shop&intent_type[]=Buy&supported=true"
+    while url is not None:
+        response = await world.api.get(url, headers=world.auth())
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body["meta"])
+        seen += [t["transaction_id"] for t in body["data"]]
+        assert httpx.URL(body["links"]["self"]).params == httpx.URL(url).params
+        url = body["links"]["next"]
+        if url is not None:
+            params = httpx.URL(url).params
+            # The client's spelling, and its filters, carried over.
+            assert "limit" not in params and "offset" not in params
+            assert params["page[limit]"] == "5"
+            assert params.get_list("intent_type[]") == ["Shop", "Buy"]
+            assert params["supported"] == "true"
+    assert seen == world.expected(supported=True)
+    assert [(p["limit"], p["offset"], p["count"]) for p in pages] == [(5, 0, 5), (5, 5, 3)]
+
+
+async def test_page_offset_alone_keeps_flipgive_spelling(world: World):
+    response = await world.get(world.listing(), **{"page[offset]": 2, "limit": 3})
+    body = response.json()
+    assert [t["transaction_id"] for t in body["data"]] == world.expected()[2:5]
+    params = httpx.URL(body["links"]["next"]).params
+    assert (params["page[limit]"], params["page[offset]"]) == ("3", "5")
+    assert "limit" not in params and "offset" not in params
+
+
+async def test_page_limit_is_capped_at_flipgives_5000_not_ours(world: World):
+    assert (await world.get(world.listing(), **{"page[limit]": 1000})).json()["meta"]["limit"] == 1000
+    body = (await world.get(world.listing(), **{"page[limit]": MAX_FLIPGIVE_PAGE * 3})).json()
+    assert body["meta"]["limit"] == MAX_FLIPGIVE_PAGE
+    assert len(body["data"]) == 12
+    assert (await world.get(world.listing(), limit=1000)).json()["meta"]["limit"] == MAX_PAGE
+
+
 async def test_unknown_customer_is_404(world: World):
     response = await world.get(world.listing(customer="nobody"))
     assert response.status_code == 404
@@ -385,6 +467,18 @@ async def test_unknown_customer_is_404(world: World):
         ({"created_at_gt": "yesterday"}, "created_at_gt"),
         ({"accepted_at_lt": "2030-01-01T00:00:00"}, "accepted_at_lt"),  # no zone
         ({"sort": "created_at"}, "sort"),  # misspelt parameters are not ignored
+        ({"page[limit]": 0}, "page[limit]"),
+        ({"page[offset]": -1}, "page[offset]"),
+        ({"page_limit": 5}, "page_limit"),
+        ({"intent_type[]": "Lease"}, "intent_type[].0"),
+        ({"intent_type": "Buy"}, "intent_type"),  # FlipGive's spelling has the brackets
+        ({"supported": "maybe"}, "supported"),
+        ({"supported_at_gt": "2030-01-01T00:00:00"}, "supported_at_gt"),
+        # Both spellings of one parameter, disagreeing: FlipGive's is named.
+        ({"limit": 5, "page[limit]": 6}, "page[limit]"),
+        ({"offset": 0, "page[offset]": 5}, "page[offset]"),
+        ({"type": "Buy", "intent_type[]": "Shop"}, "intent_type[]"),
+        ({"accepted_at_gt": 1, "supported_at_gt": 2}, "supported_at_gt"),
     ],
 )
 async def test_bad_query_parameters_are_422_naming_the_field(
@@ -481,18 +575,21 @@ async def test_customer_balances_match_the_ledger_and_burn_rates(world: World, d
     # 3 pending transactions of 75.00: 2 shoes x 20 x 2 + 35 x 1.5 = 132 points each.
     assert view["balances"]["pending"] == 3 * 132
     purchase = view["purchase"]
-    # 8 accepted, of which t02 was refunded whole and no longer counts as a purchase.
-    assert purchase["count"] == 7 and purchase["total"] == str(stored["purchase_total"])
+    # 8 accepted, of which t02 was refunded whole and no longer counts as a purchase; t04
+    # gave back 10.00 and t05 one shoe of two (20.00): 7 x 75.00 - 30.00.
+    assert purchase["count"] == 7
+    assert (purchase["total"], purchase["avg_total"]) == ("495.00", "70.71")
+    assert Decimal(purchase["total"]) == stored["purchase_total"]
     spendable = view["balances"]["spendable"]
     eur, usd = view["burn_rates"]
     assert eur == {
         "currency": "EUR",
-        "amount": 1,
+        "amount": "1.00",
         "points": 10,
-        "converted_amount": spendable // 10,
+        "converted_amount": f"{spendable // 10}.00",
         "unconverted_points": spendable % 10,
     }
-    assert (usd["currency"], usd["amount"], usd["points"]) == ("USD", 5, 46)
+    assert (usd["currency"], usd["amount"], usd["points"]) == ("USD", "5.00", 46)
 
 
 async def test_unknown_customer_view_is_404(world: World):
@@ -615,3 +712,206 @@ async def test_the_api_process_serves_what_make_run_starts(world: World, databas
         process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert await asyncio.wait_for(process.wait(), 10) in (0, -signal.SIGTERM)
+
+
+# --- money in the currency's minor units, and a customer's coupons (Antavo's Display API) ---------
+
+
+@dataclass
+class Shops:
+    """Three programs of their own: EUR (coupons), JPY (no minor unit), KWD (three digits)."""
+
+    api: httpx.AsyncClient
+    eur: Program
+    jpy: Program
+    kwd: Program
+    keys: dict[str, str]
+
+    async def get(self, program: Program, path: str, key: str | None = None, **params: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.keys[program.name]}"}
+        return await self.api.get(f"/v1/programs/{program.name}{path}", params=params, headers=headers)
+
+
+def assign(program: Program, code: str, customer: str, **data: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"assign-{code}",
+        "program": program.name,
+        "action": "coupon_assign",
+        "occurred_at": (BASE + timedelta(days=len(code))).isoformat(),
+        "data": {"code": code, "customer": customer, **data},
+    }
+
+
+def redeem(program: Program, code: str, customer: str, **data: Any) -> dict[str, Any]:
+    return {
+        "event_id": f"redeem-{code}",
+        "program": program.name,
+        "customer": customer,
+        "action": "coupon_redeem",
+        "occurred_at": (BASE + timedelta(days=40)).isoformat(),
+        "data": {"code": code, **data},
+    }
+
+
+def purchase(program: Program, customer: str, tid: str, total: str) -> dict[str, Any]:
+    return {
+        "event_id": f"co-{tid}",
+        "program": program.name,
+        "customer": customer,
+        "action": "checkout",
+        "occurred_at": BASE.isoformat(),
+        "data": {"transaction_id": tid, "total": total, "items": [{"product_id": "p1", "subtotal": total}]},
+    }
+
+
+@pytest.fixture(scope="module")
+async def shops(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Shops]:
+    tag = uuid.uuid4().hex[:6]
+    keys = {name: f"key-{name}-{tag}" for name in ("eur", "jpy", "kwd")}
+    programs = {
+        name: make_program(
+            f"api-{name}-{tag}", currency=name.upper(), api_keys_sha256=[key_digest(keys[name])]
+        )
+        for name in keys
+    }
+    eur, jpy, kwd = programs["eur"], programs["jpy"], programs["kwd"]
+    async with (
+        Engine(
+            kafka_bootstrap, database_url, [checkout_ingestion(), enrichment()], list(programs.values())
+        ) as engine,
+        serve_api(database_url, list(programs.values())) as api,
+    ):
+        await send_all(
+            engine,
+            [
+                assign(eur, "A5", "cora", value=5),
+                assign(
+                    eur,
+                    "GIFT",
+                    "cora",
+                    type="gift_card",
+                    value=50,
+                    balance=50,
+                    currency="EUR",
+                    pool="gift cards",
+                    expires_at="2031-01-01T00:00:00Z",
+                ),
+                assign(eur, "USED", "cora", value=5),
+                assign(eur, "SPENT", "cora", type="gift_card", value="10", balance="10"),
+                assign(eur, "PCT", "cora", type="percent", value=15),
+                assign(eur, "KW", "cora", value="1.5", currency="KWD"),
+                assign(eur, "OLD", "cora", value=5, expires_at="2020-01-01T00:00:00Z"),
+                assign(eur, "BOBS", "bob", value=5),
+                assign(eur, "DORAS", "dora", value="7.5"),
+            ],
+            "catalog",
+        )
+        await send_all(
+            engine,
+            [
+                redeem(eur, "GIFT", "cora", amount="20.5"),
+                redeem(eur, "USED", "cora"),
+                redeem(eur, "SPENT", "cora", amount=10),
+                purchase(eur, "cora", "e1", "100"),
+                purchase(jpy, "kenji", "j1", "1500"),
+                purchase(kwd, "khalid", "k1", "12.5"),
+            ],
+            "checkouts",
+        )
+        yield Shops(api, eur, jpy, kwd, {programs[n].name: key for n, key in keys.items()})
+
+
+async def test_money_has_the_currency_minor_units_in_customer_views(shops: Shops):
+    for program, customer, total, rate in (
+        (shops.eur, "cora", "100.00", "1.00"),
+        (shops.jpy, "kenji", "1500", "1"),
+        (shops.kwd, "khalid", "12.500", "1.000"),
+    ):
+        response = await shops.get(program, f"/customers/{customer}")
+        assert response.status_code == 200, response.text
+        view = response.json()["data"]
+        assert (view["purchase"]["total"], view["purchase"]["avg_total"]) == (total, total), program.currency
+        (burn,) = view["burn_rates"]
+        assert (burn["currency"], burn["amount"]) == (program.currency, rate)
+        # 10 points per unit: what the spendable points buy, in whole units with the digits.
+        whole = f"{view['balances']['spendable'] // 10}"
+        assert burn["converted_amount"] == (whole if program.currency == "JPY" else f"{whole}.{rate[2:]}")
+
+
+async def test_money_has_the_currency_minor_units_in_transactions(shops: Shops):
+    for program, customer, tid, total, zero in (
+        (shops.eur, "cora", "e1", "100.00", "0.00"),
+        (shops.jpy, "kenji", "j1", "1500", "0"),
+        (shops.kwd, "khalid", "k1", "12.500", "0.000"),
+    ):
+        detail = await shops.get(program, f"/transactions/{tid}")
+        assert detail.status_code == 200, detail.text
+        txn = detail.json()["data"]["transaction"]
+        assert (txn["total"], txn["refunded"], txn["items"][0]["subtotal"]) == (total, zero, total)
+        assert [h["to_status"] for h in detail.json()["data"]["status_history"]] == ["accepted"]
+        listed = (await shops.get(program, f"/customers/{customer}/transactions")).json()["data"]
+        assert listed == [txn]
+
+
+async def test_coupons_lists_claimed_and_partially_redeemed_with_money_in_their_currency(shops: Shops):
+    response = await shops.get(shops.eur, "/customers/cora/coupons")
+    assert response.status_code == 200, response.text
+    coupons = response.json()["data"]
+    # Soonest expiry first (an expired one is still listed: its status says claimed), then by code.
+    assert [c["code"] for c in coupons] == ["OLD", "GIFT", "A5", "KW", "PCT"]
+    by_code = {c["code"]: c for c in coupons}
+    assert by_code["GIFT"] == {
+        "code": "GIFT",
+        "status": "partially_redeemed",
+        "type": "gift_card",
+        "value": "50.00",
+        "balance": "29.50",
+        "currency": "EUR",
+        "expires_at": "2031-01-01T00:00:00Z",
+        "pool": "gift cards",
+        "created_at": (BASE + timedelta(days=4)).isoformat().replace("+00:00", "Z"),
+    }
+    # Without a currency of its own a coupon is in the program's.
+    assert {k: by_code["A5"][k] for k in ("status", "type", "value", "balance", "currency")} == {
+        "status": "claimed",
+        "type": "amount",
+        "value": "5.00",
+        "balance": None,
+        "currency": "EUR",
+    }
+    assert (by_code["KW"]["value"], by_code["KW"]["currency"]) == ("1.500", "KWD")
+    assert (by_code["PCT"]["value"], by_code["PCT"]["currency"]) == ("15", None)  # a percentage
+
+
+async def test_coupons_status_filter_shows_the_others(shops: Shops):
+    redeemed = (await shops.get(shops.eur, "/customers/cora/coupons", status="redeemed")).json()["data"]
+    assert [(c["code"], c["balance"]) for c in redeemed] == [("SPENT", "0.00"), ("USED", None)]
+    both = await shops.get(shops.eur, "/customers/cora/coupons", status=["redeemed", "partially_redeemed"])
+    assert [c["code"] for c in both.json()["data"]] == ["GIFT", "SPENT", "USED"]
+    bad = await shops.get(shops.eur, "/customers/cora/coupons", status="lost")
+    assert bad.status_code == 422
+    assert [f["field"] for f in bad.json()["error"]["fields"]] == ["status.0"]
+    unknown = await shops.get(shops.eur, "/customers/cora/coupons", code="A5")
+    assert unknown.status_code == 422 and unknown.json()["error"]["fields"][0]["field"] == "code"
+
+
+async def test_coupons_of_a_customer_known_only_by_coupons_or_with_none(shops: Shops):
+    # dora has a coupon but never bought anything: she is known through it.
+    dora = (await shops.get(shops.eur, "/customers/dora/coupons")).json()["data"]
+    assert [(c["code"], c["value"]) for c in dora] == [("DORAS", "7.50")]
+    # kenji is a customer of the JPY program with no coupons: an empty list.
+    kenji = await shops.get(shops.jpy, "/customers/kenji/coupons")
+    assert kenji.status_code == 200 and kenji.json() == {"data": []}
+    # As the other customer routes: an unknown customer is a 404.
+    nobody = await shops.get(shops.eur, "/customers/nobody/coupons")
+    assert nobody.status_code == 404 and nobody.json()["error"]["code"] == "customer_not_found"
+
+
+async def test_coupons_of_another_program_are_forbidden(shops: Shops):
+    response = await shops.get(shops.eur, "/customers/cora/coupons", key=shops.keys[shops.jpy.name])
+    assert response.status_code == 403 and response.json()["error"]["code"] == "program_forbidden"
+    assert "GIFT" not in response.text
+    no_key = await shops.api.get(f"/v1/programs/{shops.eur.name}/customers/cora/coupons")
+    assert no_key.status_code == 401
+    # The same customer id in another program has none of these coupons.
+    assert (await shops.get(shops.jpy, "/customers/cora/coupons")).status_code == 404

@@ -36,8 +36,27 @@ def seed(**data: Any) -> CheckoutEvent:
     return CheckoutEvent.model_validate(body)
 
 
+def seed_earning_45(**data: Any) -> CheckoutEvent:
+    """The seed checkout with its second item rewarded 25 partner points instead of 10: it
+    earns 45, the figure the refund and lifecycle examples are worked out with."""
+    body = seed_item_level_checkout()
+    body["data"]["items"][1]["points_rewarded"] = 25
+    body["data"].update(data)
+    return CheckoutEvent.model_validate(body)
+
+
+def seed_computed(**data: Any) -> CheckoutEvent:
+    """The seed checkout without its partner-computed item points: the program's rules price it."""
+    body = seed_item_level_checkout()
+    for item in body["data"]["items"]:
+        del item["points_rewarded"]
+    body["data"].update(data)
+    return CheckoutEvent.model_validate(body)
+
+
 def guest_event(**data: Any) -> CheckoutEvent:
     body = seed_item_level_checkout()
+    body["data"]["items"][1]["points_rewarded"] = 25
     del body["customer"]
     body["guest"] = True
     body["data"]["points_burned"] = 0

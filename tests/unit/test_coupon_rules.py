@@ -15,6 +15,7 @@ from services.domain.catalog import (
     assign_coupon,
     coupons_for_checkout,
     give_back_coupon,
+    invalidate_coupon,
     redeem_coupon,
 )
 from services.domain.effects import Rejected
@@ -90,3 +91,24 @@ def test_redeem_and_give_back() -> None:
     assert (partly.balance, partly.status) == (Decimal(30), CouponStatus.partially_redeemed)
     whole = give_back_coupon(partly, Decimal(70))
     assert (whole.balance, whole.status) == (Decimal(100), CouponStatus.claimed)
+
+
+def test_an_invalidated_coupon_is_never_usable_again() -> None:
+    card = coupon(type="gift_card", value="50", balance="20", status="partially_redeemed")
+    gone = invalidate_coupon(card, "C")
+    assert gone.status is CouponStatus.invalidated and gone.balance == Decimal(20)
+    assert code_of(lambda: redeem_coupon(gone, "C", "ann", Decimal(5), AT)) == "coupon_invalidated"
+    assert code_of(
+        lambda: coupons_for_checkout(["C"], {"C": invalidate_coupon(coupon(), "C")}, "ann", AT)
+    ) == ("coupon_invalidated")
+    assert code_of(lambda: assign_coupon(gone, coupon())) == "coupon_invalidated"
+    # A give-back (a refund, coupon_unredeem) returns a gift card's amount but not its use.
+    back = give_back_coupon(gone, Decimal(30))
+    assert (back.status, back.balance) == (CouponStatus.invalidated, Decimal(50))
+    assert give_back_coupon(invalidate_coupon(coupon(), "C")).status is CouponStatus.invalidated
+
+
+def test_only_a_coupon_not_used_up_can_be_invalidated() -> None:
+    assert code_of(lambda: invalidate_coupon(None, "C")) == "unknown_coupon"
+    assert code_of(lambda: invalidate_coupon(coupon(status="redeemed"), "C")) == "coupon_redeemed"
+    assert code_of(lambda: invalidate_coupon(invalidate_coupon(coupon(), "C"), "C")) == "coupon_invalidated"

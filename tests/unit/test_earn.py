@@ -142,6 +142,22 @@ def test_transaction_points_rewarded_replaces_everything() -> None:
     assert result.campaigns == ()
 
 
+@pytest.mark.parametrize("level", ["item", "transaction"])
+def test_every_item_rewarded_earns_exactly_their_sum(level: str) -> None:
+    """Antavo: with custom values pre-filled it performs no calculation (the seed's item-level
+    example earns 20 + 10, no campaign bonus on top)."""
+    p = program(level=level, campaigns=[{"id": "always", "points": 50}])
+    cart = Cart(total=D(150), items=(item(95, points_rewarded=20), item(50, points_rewarded=10)))
+    assert compute_earn(p, cart) == EarnResult(base=30, bonus=0, item_points=(20, 10))
+
+
+def test_a_cart_partly_rewarded_is_still_computed_with_campaigns() -> None:
+    p = program(level="item", campaigns=[{"id": "always", "points": 50}])
+    cart = Cart(total=D(150), items=(item(95, points_rewarded=20), item(50)))
+    result = compute_earn(p, cart)
+    assert (result.item_points, result.base, result.bonus) == ((20, 50), 70, 50)
+
+
 def test_exchange_rate_applies_to_items_total_and_campaign_thresholds() -> None:
     rate = D("0.92")
     item_level = program(level="item", rounding="floor")

@@ -38,7 +38,8 @@ from tests.unit.builders import (
     effects,
     guest_event,
     rich_customer,
-    seed,
+    seed_computed,
+    seed_earning_45,
 )
 
 DUE = AT + timedelta(seconds=PENDING_SECONDS)
@@ -93,12 +94,13 @@ def nothing_recorded(fx: Effects) -> bool:
 
 
 def pending_txn(
-    c: Customer | None = None, program: Program = PROGRAM, **data: Any
+    c: Customer | None = None, program: Program = PROGRAM, computed: bool = False, **data: Any
 ) -> tuple[Customer, Transaction]:
     """The seed checkout (45 points pending, 10 burned) for a customer with 100 spendable:
-    balances (100, 90, 45, 10)."""
+    balances (100, 90, 45, 10). ``computed``: its items priced by the program's rules instead."""
     c = rich_customer() if c is None else c
-    txn = register_checkout(program, seed(**data), c, None, effects())
+    event = seed_computed(**data) if computed else seed_earning_45(**data)
+    txn = register_checkout(program, event, c, None, effects())
     assert txn.status is Status.pending
     return c, txn
 
@@ -179,7 +181,7 @@ def test_update_with_more_points_raises_pending_by_the_difference() -> None:
     updated = fx.webhooks[-1]
     assert updated.customer == CUSTOMER
     assert updated.data["transaction"]["points_pending"] == 215
-    assert updated.data["transaction"]["total"] == "200"
+    assert updated.data["transaction"]["total"] == "200.00"
     assert fx.status_changes == []
 
     assert txn.status is Status.pending
@@ -350,7 +352,7 @@ def test_update_earns_by_the_rules_at_the_purchase_time() -> None:
             ],
         }
     )
-    c, txn = pending_txn(program=p)
+    c, txn = pending_txn(program=p, computed=True)
     assert [cp.campaign for cp in txn.campaigns] == ["ended"]
     fx = effects("checkout_update", datetime(2024, 3, 5, tzinfo=UTC))
     update_checkout(p, update_event(total=40), c, txn, fx)
@@ -362,7 +364,7 @@ def test_update_earns_by_the_rules_at_the_purchase_time() -> None:
 
 def test_update_without_currency_keeps_pricing_in_the_transaction_currency() -> None:
     p = make_program(exchange_rates={"USD": "0.5"}, earn={"level": "transaction"})
-    c, txn = pending_txn(program=p, currency="USD")
+    c, txn = pending_txn(program=p, computed=True, currency="USD")
     assert (txn.currency, txn.rate, txn.points_to_earn) == ("USD", Decimal("0.5"), 75)
     fx = effects("checkout_update", LATER)
     update_checkout(p, update_event(total=150), c, txn, fx)
@@ -378,7 +380,7 @@ def test_update_without_store_keeps_store_campaigns() -> None:
             "campaigns": [{"id": "shop", "points": 9, "conditions": {"stores": ["s1"]}}],
         }
     )
-    c, txn = pending_txn(program=p, store="s1")
+    c, txn = pending_txn(program=p, computed=True, store="s1")
     assert txn.points_bonus == 9
     fx = effects("checkout_update", LATER)
     update_checkout(p, update_event(total=150), c, txn, fx)
@@ -657,11 +659,11 @@ def test_unspend_of_a_rejected_guest_checkout_has_nothing_to_give_back() -> None
 # --- check_customer -----------------------------------------------------------------------------
 
 
-def test_check_customer_requires_the_owner_to_be_named() -> None:
+def test_check_customer_takes_an_unnamed_customer_as_the_owner() -> None:
+    """A guest checkout's lifecycle events name nobody, before or after its claim."""
     _, txn = pending_txn()
-    with pytest.raises(Rejected) as exc:
-        check_customer(None, txn)
-    assert exc.value.code == "customer_required"
+    check_customer(None, txn)
+    check_customer(txn.customer, txn)
 
 
 def test_check_customer_refuses_another_customer() -> None:
@@ -808,7 +810,7 @@ def test_updates_then_accept_or_reject_keep_the_ledger_invariant(
     all_effects = [start]
 
     fx = effects()
-    txn = register_checkout(PROGRAM, seed(points_burned=min(first_burn, initial)), c, None, fx)
+    txn = register_checkout(PROGRAM, seed_earning_45(points_burned=min(first_burn, initial)), c, None, fx)
     all_effects.append(fx)
     at = AT
     for n in range(steps):

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
+from services.domain.allocation import proportional_share
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
 from services.domain.effects import Effects, Parked, Rejected
@@ -25,7 +26,6 @@ from services.domain.lifecycle import accept_checkout, reject_checkout
 from services.domain.program import Program, Rounding
 from services.domain.refunds import (
     partial_refund,
-    proportional_share,
     refund,
     refund_item,
     unredeem_coupon,
@@ -43,7 +43,7 @@ from tests.unit.builders import (
     guest_event,
     make_program,
     rich_customer,
-    seed,
+    seed_earning_45,
 )
 
 CENT = Decimal("0.01")
@@ -97,7 +97,7 @@ def bought(
     """The seed checkout (total 150; items 001 x2 = 95 and 002 x1 = 50; 45 points earned,
     10 burned) accepted at once for a customer who had 100: balances (145, 135, 0, 10)."""
     c = rich_customer() if c is None else c
-    txn = register_checkout(program, seed(**data), c, None, effects())
+    txn = register_checkout(program, seed_earning_45(**data), c, None, effects())
     assert txn.status is Status.accepted
     return c, txn
 
@@ -218,12 +218,12 @@ def test_full_refund_gives_back_everything_the_purchase_gave() -> None:
     assert refunded.data["transaction"]["status"] == "refunded"
     assert refunded.data["transaction"]["points_revoked"] == 45
     assert transitions(fx) == [(Status.accepted, Status.refunded)]
-    assert fx.status_changes[0].transaction["refunded"] == "150"
+    assert fx.status_changes[0].transaction["refunded"] == "150.00"
 
 
 def test_full_refund_of_a_pending_then_accepted_checkout() -> None:
     c = rich_customer()
-    txn = register_checkout(PENDING_PROGRAM, seed(), c, None, effects())
+    txn = register_checkout(PENDING_PROGRAM, seed_earning_45(), c, None, effects())
     assert balances(c) == (100, 90, 45, 10)
     accept_checkout(c, txn, effects("checkout_accept", AT + timedelta(hours=1)))
     assert balances(c) == (145, 135, 0, 10)
@@ -265,7 +265,7 @@ def test_refund_of_a_checkout_earning_nothing_still_drops_the_purchase() -> None
 def test_refund_keeps_other_purchases() -> None:
     c, first = bought()
     second = register_checkout(
-        PROGRAM, seed(transaction_id="t-2", total=40, points_burned=0), c, None, effects()
+        PROGRAM, seed_earning_45(transaction_id="t-2", total=40, points_burned=0), c, None, effects()
     )
     assert purchases(c) == (Decimal(190), 2, Decimal(6))
     do_refund(c, first)
@@ -291,7 +291,7 @@ def test_partial_refunds_follow_the_cumulative_rule() -> None:
     assert transitions(first) == [(Status.accepted, Status.partially_refunded)]
     assert hook_types(first) == ["points.revoked", "points.restored", "transaction.partially_refunded"]
     assert first.webhooks[-1].data["transaction"]["status"] == "partially_refunded"
-    assert first.status_changes[0].transaction["refunded"] == "50"
+    assert first.status_changes[0].transaction["refunded"] == "50.00"
     assert [i.refunded_quantity for i in txn.items] == [Decimal(0), Decimal(0)]
 
     at = LATER + timedelta(hours=1)
@@ -304,7 +304,7 @@ def test_partial_refunds_follow_the_cumulative_rule() -> None:
     assert second.status_changes == []  # no new status ...
     # ... but the transaction is announced again
     assert hook_types(second) == ["points.revoked", "points.restored", "transaction.partially_refunded"]
-    assert second.webhooks[-1].data["transaction"]["refunded"] == "75"
+    assert second.webhooks[-1].data["transaction"]["refunded"] == "75.00"
     assert txn.updated_at == at
 
     last = do_refund(c, txn, at=at + timedelta(hours=1))  # the rest: 45 - 22 and 10 - 5
@@ -527,14 +527,14 @@ def test_item_refund_of_an_unknown_product_is_rejected() -> None:
 
 def test_refund_of_a_pending_transaction_parks_until_an_accept() -> None:
     c = rich_customer()
-    txn = register_checkout(PENDING_PROGRAM, seed(), c, None, effects())
+    txn = register_checkout(PENDING_PROGRAM, seed_earning_45(), c, None, effects())
     for call in (whole_refund(), partial(10), item("001")):
         assert refused(call, c, txn, Parked) == "awaiting_accept"
 
 
 def test_refund_of_a_rejected_transaction_is_rejected() -> None:
     c = rich_customer()
-    txn = register_checkout(PENDING_PROGRAM, seed(), c, None, effects())
+    txn = register_checkout(PENDING_PROGRAM, seed_earning_45(), c, None, effects())
     reject_checkout(c, txn, effects("checkout_reject", LATER))
     for call in (whole_refund(), partial(10), item("001")):
         assert refused(call, c, txn) == "transaction_rejected"
@@ -556,7 +556,7 @@ def test_refund_of_a_draft_parks_until_its_checkout() -> None:
 
 def test_status_is_checked_before_the_amount_and_the_item() -> None:
     c = rich_customer()
-    txn = register_checkout(PENDING_PROGRAM, seed(), c, None, effects())
+    txn = register_checkout(PENDING_PROGRAM, seed_earning_45(), c, None, effects())
     assert refused(partial(1000), c, txn, Parked) == "awaiting_accept"
     assert refused(item("nope"), c, txn, Parked) == "awaiting_accept"
 
@@ -568,7 +568,11 @@ def test_refund_of_spent_points_reports_negative_spendable() -> None:
     c = Customer(program="acme", customer_id=CUSTOMER)
     _, earned = bought(c, points_burned=0)
     register_checkout(
-        PROGRAM, seed(transaction_id="t-2", total=1, points_burned=40, items=[]), c, None, effects()
+        PROGRAM,
+        seed_earning_45(transaction_id="t-2", total=1, points_burned=40, items=[]),
+        c,
+        None,
+        effects(),
     )
     # t-2 is transaction level here (no items): 1 point for the 1 EUR it costs
     assert balances(c) == (46, 6, 0, 40)
@@ -1179,7 +1183,9 @@ def test_offer_unredeem_gives_back_offers_without_refunding() -> None:
 
 
 def test_coupon_unredeem_after_a_reject_gives_the_coupon_back_once() -> None:
-    txn = register_checkout(PENDING_PROGRAM, seed(coupons=["C24RR562"]), rich_customer(), None, effects())
+    txn = register_checkout(
+        PENDING_PROGRAM, seed_earning_45(coupons=["C24RR562"]), rich_customer(), None, effects()
+    )
     reject_checkout(None, txn, effects("checkout_reject", LATER))
     assert txn.coupons_unredeemed == []  # a reject leaves the coupon redeemed
     fx = effects("coupon_unredeem", LATER)
