@@ -652,6 +652,26 @@ async def outbox_rows(dbq: Db) -> int:
     return int(await dbq.pool.fetchval("SELECT count(*) FROM outbox"))
 
 
+async def test_preview_of_partner_computed_points_adds_no_bonus(world: World):
+    """Every item carries points_rewarded: exactly their sum, as the checkout then earns."""
+    cart = {
+        "total": "130.00",
+        "store": "s1",
+        "items": [
+            {"product_id": "001", "subtotal": "60.00", "points_rewarded": 20},
+            {"product_id": "002", "subtotal": "70.00", "points_rewarded": 10},
+        ],
+    }
+    response = await world.api.post(
+        f"/v1/programs/{world.b.name}/points-preview", json=cart, headers=world.auth(world.key_b)
+    )
+    assert response.status_code == 200, response.text
+    preview = response.json()["data"]
+    assert preview["purchase"] == {"base": 30, "bonus": 0, "points": 30}
+    assert preview["campaigns"] == []
+    assert [i["points"] for i in preview["items"]] == [20, 10]
+
+
 async def test_preview_of_a_cart_checkout_would_reject_is_422_with_its_code(world: World):
     response = await world.api.post(
         f"/v1/programs/{world.a.name}/points-preview",
