@@ -29,7 +29,7 @@ run: setup
 
 # Beside a running `make run`: send a sample stream and print what came out.
 demo: venv
-	$(PY) -m services.demo
+	$(PY) -m tools.demo
 
 # The whole suite against real Kafka and PostgreSQL (the fixtures start them if needed).
 test: venv
@@ -39,15 +39,15 @@ test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
 lint: venv
-	$(VENV)/bin/ruff check services tests
-	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/ruff check services tests tools
+	$(VENV)/bin/ruff format --check services tests tools
 	$(VENV)/bin/mypy
 
 schemas: venv
-	$(PY) -m services.contract.schemas
+	$(PY) -m tools.schemas
 
 bench: setup
-	$(PY) -m services.bench
+	$(PY) -m tools.bench
 
 stop:
 	-deploy/local/kafka.sh stop

@@ -13,11 +13,11 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from services.adapters.migrate import migrate
+from services.adapters.postgres import create_pool
 from services.api.auth import api_key_digest, new_api_key
-from services.core.db import create_pool
-from services.core.migrate import migrate
-from services.core.programs import ProgramsConfigError, load_programs
-from services.core.settings import Settings, Topics
+from services.config.programs import ProgramsConfigError, load_programs
+from services.config.settings import Settings, Topics
 
 
 async def run_migrations(settings: Settings) -> list[str]:

@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 
 from services.api.app import create_app
-from services.core.settings import Settings
+from services.config.settings import Settings
 from services.domain.program import Program
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from services.core.migrate import migrate
+from services.adapters.migrate import migrate
 from tests import infra
 
 

@@ -17,11 +17,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.admin import create_topics
-from services.core.pipeline import EventHandler
-from services.core.programs import dump_programs
-from services.core.runtime import BackgroundFactory, ConsumerService
-from services.core.settings import Settings, Topics
+from services.config.programs import dump_programs
+from services.config.settings import Settings, Topics
 from services.domain.program import Program
+from services.entrypoints.bootstrap import BackgroundFactory, ConsumerService
+from services.service_layer.pipeline import EventHandler
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("transaction_status", "webhooks", "event_results", "dlq")

@@ -4,9 +4,9 @@ import sys
 
 import uvicorn
 
-from services.core.logs import configure_logging
-from services.core.programs import ProgramsConfigError, load_programs
-from services.core.settings import Settings
+from services.config.logs import configure_logging
+from services.config.programs import ProgramsConfigError, load_programs
+from services.config.settings import Settings
 
 settings = Settings()
 configure_logging(settings.log_level, settings.log_format, "api")

@@ -17,9 +17,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 
+from services.adapters.postgres import dumps, init_connection, is_transient
 from services.api import service
 from services.api.auth import ApiKeys
 from services.api.metrics import RequestMetrics
+from services.config.programs import load_programs
+from services.config.settings import Settings
 from services.contract.api import (
     CouponFilters,
     CouponList,
@@ -33,9 +36,6 @@ from services.contract.api import (
     TransactionFilters,
     TransactionPage,
 )
-from services.core.db import dumps, init_connection, is_transient
-from services.core.programs import load_programs
-from services.core.settings import Settings
 from services.domain.effects import Rejected
 from services.domain.program import Program
 

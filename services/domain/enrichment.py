@@ -3,7 +3,7 @@ shares): order lines get the catalog's name, category, URL and image where the c
 only ids, the store its details, the transaction its revenue shares. Pure.
 
 What the checkout sent always wins; the catalog only fills gaps. The result is copied into
-the transaction, so later catalog changes never rewrite it (docs/catalog.md in services/core).
+the transaction, so later catalog changes never rewrite it (services/service_layer/docs/catalog.md).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from services.domain.program import Program
 from services.domain.transaction import Status, Transaction
 
 # Catalog products use the order lines' own field names (stored documents are upgraded on
-# read, see services/core/repository.py).
+# read, see services/adapters/repository.py).
 _LINE_FIELDS = ("product_name", "category", "product_url", "image_url")
 _STORE_FIELDS = ("name", "address", "city", "country", "latitude", "longitude")
 

@@ -1,6 +1,6 @@
 """A loyalty program (tenant) and its rules: plain, validated values with no I/O.
 
-Loaded from the programs YAML file (see ``services.core.programs``); every field has a default
+Loaded from the programs YAML file (see ``services.config.programs``); every field has a default
 so that a minimal program is ``{currency: EUR}``.
 """
 

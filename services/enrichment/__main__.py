@@ -2,7 +2,7 @@
 ``loyalty.catalog`` and enriches each newly registered transaction from
 ``loyalty.transaction-status`` (one consumer group, two subscriptions)."""
 
-from services.actions import enrichment, transaction_enrichment
-from services.core.runtime import run_service
+from services.entrypoints.bootstrap import run_service
+from services.service_layer.actions import enrichment, transaction_enrichment
 
 run_service(enrichment(), transaction_enrichment())

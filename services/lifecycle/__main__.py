@@ -1,8 +1,8 @@
 """``python -m services.lifecycle``: the pending-lifecycle consumer process, with the
 pending-period timer beside it."""
 
-from services.actions import pending_lifecycle
-from services.core.runtime import run_service
-from services.core.timer import PendingTimer
+from services.entrypoints.bootstrap import run_service
+from services.entrypoints.timer import PendingTimer
+from services.service_layer.actions import pending_lifecycle
 
 run_service(pending_lifecycle(), background=[PendingTimer.beside])

@@ -1,6 +1,6 @@
 """``python -m services.refunds``: the refunds consumer process."""
 
-from services.actions import refunds
-from services.core.runtime import run_service
+from services.entrypoints.bootstrap import run_service
+from services.service_layer.actions import refunds
 
 run_service(refunds())

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.actions import checkout_ingestion
 from services.domain.program import Program
+from services.service_layer.actions import checkout_ingestion
 from tests.harness import Engine, make_program
 
 pytestmark = pytest.mark.integration

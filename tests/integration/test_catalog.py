@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion, enrichment, transaction_enrichment
 from services.domain.program import Program
+from services.service_layer.actions import checkout_ingestion, enrichment, transaction_enrichment
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.actions import checkout_ingestion, pending_lifecycle, refunds
+from services.service_layer.actions import checkout_ingestion, pending_lifecycle, refunds
 from tests.harness import Engine
 from tests.integration.conftest import CUSTOMER_STATE, Db
 from tests.integration.test_pending_lifecycle import event, pending_program

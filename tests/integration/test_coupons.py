@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
+from services.service_layer.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
 

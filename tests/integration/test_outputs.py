@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion, pending_lifecycle, refunds, transaction_enrichment
-from services.core.timer import PendingTimer
+from services.entrypoints.timer import PendingTimer
+from services.service_layer.actions import (
+    checkout_ingestion,
+    pending_lifecycle,
+    refunds,
+    transaction_enrichment,
+)
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
 from tests.integration.test_pending_lifecycle import event

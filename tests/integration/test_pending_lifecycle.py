@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion, pending_lifecycle
-from services.core.timer import PendingTimer
 from services.domain.program import Program
+from services.entrypoints.timer import PendingTimer
+from services.service_layer.actions import checkout_ingestion, pending_lifecycle
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
 

@@ -22,18 +22,18 @@ import asyncpg
 import httpx
 import pytest
 
-from services.actions import (
+from services.config.programs import dump_programs
+from services.config.settings import Settings
+from services.contract.api import MAX_FLIPGIVE_PAGE, MAX_PAGE
+from services.domain.program import Program
+from services.domain.transaction import Transaction
+from services.service_layer.actions import (
     checkout_ingestion,
     enrichment,
     pending_lifecycle,
     refunds,
     transaction_enrichment,
 )
-from services.contract.api import MAX_FLIPGIVE_PAGE, MAX_PAGE
-from services.core.programs import dump_programs
-from services.core.settings import Settings
-from services.domain.program import Program
-from services.domain.transaction import Transaction
 from tests.api_server import free_port, serve_api
 from tests.harness import ROOT, Engine, make_program
 from tests.integration.conftest import Db

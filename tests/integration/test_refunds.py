@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
 from services.domain.program import Program
+from services.service_layer.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
 from tests.integration.test_pending_lifecycle import event

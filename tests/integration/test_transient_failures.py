@@ -10,11 +10,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.actions import checkout_ingestion
+from services.adapters.postgres import create_pool
+from services.adapters.relay import OutboxRelay
 from services.admin import create_topics
-from services.core.db import create_pool
-from services.core.relay import OutboxRelay
-from services.core.settings import Settings
+from services.config.settings import Settings
+from services.service_layer.actions import checkout_ingestion
 from tests.harness import Engine
 from tests.integration.conftest import Db
 from tests.integration.test_checkout_ingestion import checkout

@@ -19,9 +19,9 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from services.config.settings import REPO_ROOT, Topics
 from services.contract.outbound import DLQ_HEADERS, WebhookType
-from services.contract.schemas import INBOUND_TOPICS, SCHEMAS_DIR, asyncapi, topic_actions
-from services.core.settings import REPO_ROOT, Topics
+from tools.schemas import INBOUND_TOPICS, SCHEMAS_DIR, asyncapi, topic_actions
 
 SPECS_PACKAGE = "@asyncapi/specs@6.11.1"  # pinned: the cache below is keyed by it
 SPEC_FILE = "package/schemas/3.0.0.json"

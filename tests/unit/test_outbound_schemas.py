@@ -16,18 +16,18 @@ from typing import Any, get_args
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
 
-from services.actions import ACTIONS
+from services.config.settings import Topics
 from services.contract.examples import seed_item_level_checkout
 from services.contract.outbound import DLQ_HEADERS, TransactionSnapshot, WebhookType
-from services.contract.schemas import MONEY_PATTERN, SCHEMAS_DIR
-from services.core.outbox import OutboxBuilder, OutboxMessage
-from services.core.records import Invalid, RawRecord
-from services.core.settings import Topics
-from services.core.unit_of_work import UnitOfWork
 from services.domain.effects import Effects, EventMeta, Unapplied
 from services.domain.program import Program
 from services.domain.transaction import Transaction
+from services.service_layer.actions import ACTIONS
+from services.service_layer.decoding import Invalid, RawRecord
+from services.service_layer.messages import OutboxBuilder, OutboxMessage
+from services.service_layer.unit_of_work import UnitOfWork
 from tests.unit.builders import AT, CUSTOMER, PENDING_SECONDS, TID, make_program, rich_customer
+from tools.schemas import MONEY_PATTERN, SCHEMAS_DIR
 
 TOPICS = Topics()
 PROGRAM = make_program(

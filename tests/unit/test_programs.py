@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from services.api.auth import ApiKeys, api_key_digest, new_api_key
-from services.core.programs import ProgramsConfigError, load_programs, parse_programs
+from services.config.programs import ProgramsConfigError, load_programs, parse_programs
 from services.domain.program import Program, Rounding
 
 REPO = Path(__file__).resolve().parents[2]

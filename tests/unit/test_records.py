@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.actions import checkout_ingestion
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
-from services.core.records import Decoded, Invalid, RawRecord, decode
+from services.service_layer.actions import checkout_ingestion
+from services.service_layer.decoding import Decoded, Invalid, RawRecord, decode
 
 TIMESTAMP_MS = 1_709_294_400_000  # 2024-03-01T12:00:00Z
 CHECKOUTS = checkout_ingestion()

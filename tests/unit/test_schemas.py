@@ -1,4 +1,4 @@
-from services.contract.schemas import SCHEMAS_DIR, render
+from tools.schemas import SCHEMAS_DIR, render
 
 
 def test_schemas_are_up_to_date() -> None:

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
+from services.adapters.postgres import Backoff, in_transaction
+from services.config.settings import Settings
 from services.contract.inbound import AutoExpireEvent
-from services.core.db import Backoff, in_transaction
-from services.core.pipeline import BatchPipeline
-from services.core.records import Decoded, RawRecord
-from services.core.settings import Settings
 from services.domain.program import Program
+from services.service_layer.decoding import Decoded, RawRecord
+from services.service_layer.pipeline import BatchPipeline
 
 if TYPE_CHECKING:
-    from services.core.runtime import ConsumerService
+    from services.entrypoints.bootstrap import ConsumerService
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]

@@ -1,5 +1,6 @@
-"""Transactional outbox, writer side (docs/outbox.md): every outbound message is a row written
-in the same database transaction as the state change that caused it."""
+"""The outbound messages of DESIGN.md section 3, built from what handling an event did. They
+are written to the outbox in the same database transaction as the state change that caused
+them (services/adapters/docs/outbox.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import hashlib
 import hmac
 import uuid
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
+from services.config.settings import Topics
 from services.contract.inbound import INTERNAL_ACTIONS
 from services.contract.outbound import (
     Cause,
@@ -22,11 +21,9 @@ from services.contract.outbound import (
     TransactionStatusMessage,
     WebhookMessage,
 )
-from services.core.db import dumps
-from services.core.records import Decoded, Invalid
-from services.core.settings import Topics
 from services.domain.effects import Effects
 from services.domain.program import Program
+from services.service_layer.decoding import Decoded, Invalid
 
 _WEBHOOK_NAMESPACE = uuid.UUID("6f1c8f0e-3a52-4d1e-9d2b-6c0b9f2a7e11")
 
@@ -157,23 +154,3 @@ class OutboxBuilder:
             error=error,
             effects=effects,
         )
-
-
-async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessage], lanes: int) -> None:
-    """One set-based INSERT; ids follow the order of ``messages``."""
-    if not messages:
-        return
-    await conn.execute(
-        """
-        INSERT INTO outbox (lane, topic, key, value, headers)
-        SELECT lane, topic, key, value, headers::jsonb
-        FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
-             WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
-        ORDER BY n
-        """,
-        [lane_of(m, lanes) for m in messages],
-        [m.topic for m in messages],
-        [m.key for m in messages],
-        [m.value for m in messages],
-        [dumps([list(h) for h in m.headers]) for m in messages],
-    )

@@ -12,13 +12,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.config.settings import Settings
 from services.contract.examples import (
     SEED_CUSTOMER,
     SEED_TRANSACTION_ID,
     seed_item_level_checkout,
     seed_transaction_level_checkout,
 )
-from services.core.settings import Settings
 
 # The read API key of the "default" program in config/programs.yaml (for development only).
 DEV_API_KEY = "dev-key-default"

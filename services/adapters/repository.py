@@ -13,12 +13,12 @@ from typing import Any
 
 import asyncpg
 
-from services.core.db import RetryableConflict, dumps
-from services.core.outbox import write_outbox
-from services.core.unit_of_work import CatalogKey, Key, Needs, ParkedEvent, UnitOfWork
+from services.adapters.postgres import RetryableConflict, dumps
 from services.domain.catalog import Coupon
 from services.domain.customer import Customer
 from services.domain.transaction import Transaction
+from services.service_layer.messages import OutboxMessage, lane_of
+from services.service_layer.unit_of_work import CatalogKey, Key, Needs, ParkedEvent, UnitOfWork
 
 
 def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str]]:
@@ -419,3 +419,23 @@ async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
     await _save_catalog(conn, uow)
     await _save_coupons(conn, uow)
     await write_outbox(conn, uow.outbox, lanes)
+
+
+async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessage], lanes: int) -> None:
+    """One set-based INSERT; ids follow the order of ``messages``."""
+    if not messages:
+        return
+    await conn.execute(
+        """
+        INSERT INTO outbox (lane, topic, key, value, headers)
+        SELECT lane, topic, key, value, headers::jsonb
+        FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
+             WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
+        ORDER BY n
+        """,
+        [lane_of(m, lanes) for m in messages],
+        [m.topic for m in messages],
+        [m.key for m in messages],
+        [m.value for m in messages],
+        [dumps([list(h) for h in m.headers]) for m in messages],
+    )

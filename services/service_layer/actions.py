@@ -1,7 +1,7 @@
 """Every inbound action: what it locks and which domain rule applies it (DESIGN.md section 2).
 
 Thin glue between the unit of work and the pure domain. A transaction that does not exist yet
-becomes a draft and the event parks (docs/parking.md in services/core).
+becomes a draft and the event parks (services/service_layer/docs/parking.md).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from services.contract import inbound
-from services.core.actions import Action, TopicHandler
-from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.catalog import (
     Coupon,
     assign_coupon,
@@ -40,6 +38,8 @@ from services.domain.money import money_text
 from services.domain.program import Program
 from services.domain.refunds import partial_refund, refund, refund_item, unredeem_coupon, unredeem_offers
 from services.domain.transaction import Status, Transaction
+from services.service_layer.registry import Action, TopicHandler
+from services.service_layer.unit_of_work import Needs, UnitOfWork
 
 
 def _keys(program: str, event: Any) -> Needs:

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from services.core.records import Translate
-from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.effects import Effects
 from services.domain.program import Program
+from services.service_layer.decoding import Translate
+from services.service_layer.unit_of_work import Needs, UnitOfWork
 
 
 @dataclass(frozen=True)

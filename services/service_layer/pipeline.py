@@ -20,15 +20,15 @@ import structlog
 from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
-from services.core import repository
-from services.core.actions import Action
-from services.core.db import in_transaction
-from services.core.outbox import OutboxBuilder
-from services.core.records import Decoded, Invalid, RawRecord, Translate, decode
-from services.core.settings import Settings
-from services.core.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
+from services.adapters import repository
+from services.adapters.postgres import in_transaction
+from services.config.settings import Settings
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
 from services.domain.program import Program
+from services.service_layer.decoding import Decoded, Invalid, RawRecord, Translate, decode
+from services.service_layer.messages import OutboxBuilder
+from services.service_layer.registry import Action
+from services.service_layer.unit_of_work import Key, Needs, ParkedEvent, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ BATCH_SECONDS = Histogram("loyalty_batch_seconds", "Time to apply one polled bat
 
 
 class EventHandler(Protocol):
-    """What a consumer plugs into the pipeline (``services.core.actions.TopicHandler``)."""
+    """What a consumer plugs into the pipeline (``services.service_layer.registry.TopicHandler``)."""
 
     service: str
     topic: str

@@ -29,11 +29,11 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from services.api.app import create_app
+from services.config.settings import Settings, Topics
 from services.contract import inbound, outbound
-from services.core.settings import Settings, Topics
 from services.domain import transaction
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 # Money as it goes out (services/domain/money.py): a plain decimal string, never an exponent.

@@ -16,7 +16,7 @@ Enrichment:
    registration's commit to its enrichment's commit (p50, p99).
 Refunds:
 9. N/2 full ``refund`` events through the refunds process, end to end.
-Read API (services/bench_api.py):
+Read API (tools/bench_api.py):
 10. list requests per second and latency over customers of 50 transactions, beside probes.
 """
 
@@ -36,21 +36,21 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.actions import pending_lifecycle
+from services.adapters import repository
+from services.adapters.postgres import create_pool
+from services.adapters.relay import OutboxRelay
 from services.admin import create_topics, run_migrations
-from services.bench_api import PER_CUSTOMER, api_program, bench_read_api
+from services.config.programs import dump_programs
+from services.config.settings import Settings, Topics
 from services.contract.inbound import CheckoutEvent
-from services.core import repository
-from services.core.db import create_pool
-from services.core.pipeline import BatchPipeline
-from services.core.programs import dump_programs
-from services.core.relay import OutboxRelay
-from services.core.settings import Settings, Topics
-from services.core.timer import PendingTimer
-from services.core.unit_of_work import Needs, UnitOfWork
 from services.domain.checkout import register_checkout
 from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
+from services.entrypoints.timer import PendingTimer
+from services.service_layer.actions import pending_lifecycle
+from services.service_layer.pipeline import BatchPipeline
+from services.service_layer.unit_of_work import Needs, UnitOfWork
+from tools.bench_api import PER_CUSTOMER, api_program, bench_read_api
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500

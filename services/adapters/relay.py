@@ -21,8 +21,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 
-from services.core.db import Backoff, is_transient, retrying
-from services.core.settings import Settings
+from services.adapters.postgres import Backoff, is_transient, retrying
+from services.config.settings import Settings
 
 log = structlog.get_logger(__name__)
 PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["topic"])

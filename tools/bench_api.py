@@ -27,8 +27,8 @@ import asyncpg
 
 from services.api import queries
 from services.api.auth import api_key_digest, new_api_key
+from services.config.settings import Settings
 from services.contract.api import TransactionFilters
-from services.core.settings import Settings
 from services.domain.program import Program
 from services.domain.transaction import Transaction
 

@@ -19,15 +19,15 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.core.db import create_pool, retrying
-from services.core.health import HealthServer
-from services.core.logs import configure_logging
-from services.core.pipeline import BatchPipeline, EventHandler
-from services.core.programs import load_programs
-from services.core.records import RawRecord
-from services.core.relay import OutboxRelay
-from services.core.settings import Settings
+from services.adapters.health import HealthServer
+from services.adapters.postgres import create_pool, retrying
+from services.adapters.relay import OutboxRelay
+from services.config.logs import configure_logging
+from services.config.programs import load_programs
+from services.config.settings import Settings
 from services.domain.program import Program
+from services.service_layer.decoding import RawRecord
+from services.service_layer.pipeline import BatchPipeline, EventHandler
 
 log = structlog.get_logger(__name__)
 

@@ -1,5 +1,5 @@
 """The state one batch works on: rows loaded (and locked) once, changed in memory by the
-domain, then written back set-based by :mod:`services.core.repository`."""
+domain, then written back set-based by :mod:`services.adapters.repository`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.core.outbox import OutboxMessage
 from services.domain.catalog import Coupon
 from services.domain.customer import Customer, LedgerEntry
 from services.domain.effects import Effects
 from services.domain.transaction import Transaction
+from services.service_layer.messages import OutboxMessage
 
 Key = tuple[str, str]  # (program, id)
 CatalogKey = tuple[str, str, str]  # (program, kind, id)

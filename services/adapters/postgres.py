@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
-from services.core.settings import Settings
+from services.config.settings import Settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
