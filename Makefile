@@ -38,10 +38,12 @@ test: venv
 test-unit: venv
 	$(PY) -m pytest -q tests/unit
 
+# ruff, mypy --strict, and the import rules between layers ([tool.importlinter] in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check services tests tools
 	$(VENV)/bin/ruff format --check services tests tools
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 schemas: venv
 	$(PY) -m tools.schemas

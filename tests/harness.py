@@ -1,5 +1,9 @@
-"""A service under test on the real broker and database, on topics, consumer groups and
-programs of its own, plus a producer for input and a collector of every output topic."""
+"""Services under test on the real broker and database, on topics, consumer groups and
+programs of their own, plus a producer for input and a collector of every output topic.
+
+The handlers are grouped by service name into one ``ConsumerProcess`` each, as the consumer
+mains run them (enrichment's two handlers share one process); ``peers`` adds a process's peer
+components (``engine.peers["pending-lifecycle"] = [pending_timer]``)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import os
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,7 @@ from services.admin import create_topics
 from services.config.programs import dump_programs
 from services.config.settings import Settings, Topics
 from services.domain.program import Program
-from services.entrypoints.bootstrap import BackgroundFactory, ConsumerService
+from services.entrypoints.bootstrap import ConsumerProcess, PeerFactory
 from services.service_layer.pipeline import EventHandler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +60,8 @@ class Engine:
             **settings,
         )
         self.handlers = handlers
-        self.background: dict[str, list[BackgroundFactory]] = {}
-        self.services: list[ConsumerService] = []
+        self.peers: dict[str, Sequence[PeerFactory]] = {}
+        self.processes: dict[str, ConsumerProcess] = {}
         self.received: dict[str, list[Any]] = defaultdict(list)
         self._producer: AIOKafkaProducer | None = None
         self._collector: AIOKafkaConsumer | None = None
@@ -91,18 +95,26 @@ class Engine:
         await self.start_service()
         return self
 
-    async def start_service(self) -> None:
+    def services(self) -> dict[str, list[EventHandler]]:
+        """The handlers by service name: one process each."""
+        grouped: dict[str, list[EventHandler]] = {}
         for handler in self.handlers:
-            service = ConsumerService(
-                self.settings, handler, self.programs, self.background.get(handler.service, ())
-            )
-            await service.start()
-            self.services.append(service)
+            grouped.setdefault(handler.service, []).append(handler)
+        return grouped
 
-    async def stop_service(self) -> None:
-        for service in self.services:
-            await service.stop()
-        self.services.clear()
+    async def start_service(self, service: str | None = None) -> None:
+        """Start the process of every service (or of one), if not running."""
+        for name, handlers in self.services().items():
+            if service not in (None, name) or name in self.processes:
+                continue
+            process = ConsumerProcess(self.settings, handlers, self.programs, self.peers.get(name, ()))
+            await process.start()
+            self.processes[name] = process
+
+    async def stop_service(self, service: str | None = None) -> None:
+        """Stop the process of every service (or of one)."""
+        for name in [n for n in self.processes if service in (None, n)]:
+            await self.processes.pop(name).stop()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_service()

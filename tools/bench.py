@@ -13,11 +13,20 @@ Pending lifecycle:
 Enrichment:
 7. the enrichment process over the N registrations of stage 4 (a backlog), enrichments/s;
 8. N/10 new checkouts with checkout ingestion and enrichment running together: the lag from a
-   registration's commit to its enrichment's commit (p50, p99).
+   registration's publication to its enrichment's (Kafka record timestamps; p50, p99).
 Refunds:
 9. N/2 full ``refund`` events through the refunds process, end to end.
+Replicas:
+10. N checkouts on fresh topics through 1 checkout process, then N more on other fresh topics
+    through 2 (one group): both rates and their CPU.
+Steady load (tools/bench_load.py):
+11. 500 checkouts/s for 60 s to the checkout process: produce → result and → last webhook.
 Read API (tools/bench_api.py):
-10. list requests per second and latency over customers of 50 transactions, beside probes.
+12. list requests per second and latency over customers of 50 transactions, beside probes.
+
+Every stage also reports CPU milliseconds per event of the engine's processes, of PostgreSQL
+(all its processes) and of the broker, from the processes' own counters (tools/cpu.py): CPU
+per event holds on a shared machine where rates do not.
 """
 
 from __future__ import annotations
@@ -36,9 +45,9 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.adapters import repository
 from services.adapters.postgres import create_pool
 from services.adapters.relay import OutboxRelay
+from services.adapters.repository import PostgresStorage, PostgresStore
 from services.admin import create_topics, run_migrations
 from services.config.programs import dump_programs
 from services.config.settings import Settings, Topics
@@ -47,10 +56,14 @@ from services.domain.checkout import register_checkout
 from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
 from services.entrypoints.timer import PendingTimer
-from services.service_layer.actions import pending_lifecycle
+from services.service_layer.actions import pending_lifecycle, to_checkout
 from services.service_layer.pipeline import BatchPipeline
-from services.service_layer.unit_of_work import Needs, UnitOfWork
+from services.service_layer.unit_of_work import UnitOfWork
 from tools.bench_api import PER_CUSTOMER, api_program, bench_read_api
+from tools.bench_core import core_rate
+from tools.bench_load import bench_load
+from tools.bench_load import report as load_report
+from tools.cpu import Cost, machine, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500
@@ -143,17 +156,20 @@ async def probe_insert(settings: Settings, bodies: list[bytes]) -> float:
 
 async def run_engine(
     settings: Settings, module: str | list[str], done_sql: str, args: list[Any]
-) -> tuple[float, float]:
+) -> tuple[float, float, Cost]:
     """Run consumer processes from start until ``done_sql`` is true (state committed), then
-    until no outbox row is left unpublished; return both times in seconds."""
+    until no outbox row is left unpublished; return both times in seconds, and the CPU of each
+    component from the processes' start until then (read before they are stopped)."""
     modules = [module] if isinstance(module, str) else module
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     env = {**os.environ, **settings.as_env(), "LOYALTY_LOG_LEVEL": "WARNING"}
+    before = snapshot()
     start = time.perf_counter()
     processes = [
         await asyncio.create_subprocess_exec(sys.executable, "-m", m, cwd=ROOT, env=env) for m in modules
     ]
     committed = published = 0.0
+    cost = Cost()
     try:
         while not committed:
             if await pool.fetchval(done_sql, *args):
@@ -164,42 +180,64 @@ async def run_engine(
                 raise RuntimeError(f"{modules} did not finish: {done_sql} {args}")
             await asyncio.sleep(0.1)
         published = await _drained(pool, start, settings.topics)
+        cost = snapshot([p.pid for p in processes]) - before
     finally:
         for process in processes:
             process.terminate()
             await process.wait()
         await pool.close()
-    return committed, published
+    return committed, published, cost
 
 
 _ENRICHED = (
     "SELECT count(*) >= $2 FROM transactions"
     " WHERE program = $1 AND transaction_id LIKE $3 AND doc->>'enriched_at' IS NOT NULL"
 )
-# The live stage's rows only (ids after $3: the table keeps a day of rows). Registrations and
-# enrichments are joined in Python: the planner, estimating one row each, chose a nested loop
-# of sequential scans that ran for over ten minutes.
-_REGISTERED = """
-    SELECT convert_from(key, 'UTF8') AS tid, created_at FROM outbox
-    WHERE id > $3 AND topic = $1 AND convert_from(key, 'UTF8') LIKE $2
-"""
-_ENRICHED_AT = """
-    SELECT convert_from(value, 'UTF8')::jsonb #>> '{data,transaction,transaction_id}' AS tid, created_at
-    FROM outbox WHERE id > $2 AND topic = $1 AND headers @> '[["webhook-type", "transaction.enriched"]]'
-"""
+
+
+async def _published(settings: Settings, prefix: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Record timestamps (ms, set by the relay's producer when it publishes) of the first status
+    change and of the ``transaction.enriched`` webhook of every transaction id starting with
+    ``prefix``, read back from the topics: published outbox rows are deleted by default, so the
+    outbox no longer keeps them."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    topics = (settings.topics.transaction_status, settings.topics.webhooks)
+    partitions = [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    ends = await consumer.end_offsets(partitions)
+    registered: dict[str, int] = {}
+    enriched: dict[str, int] = {}
+    while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+        for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=BATCH)).items():
+            for r in records:
+                if tp.topic == settings.topics.transaction_status:
+                    tid = (r.key or b"").decode()
+                    if tid.startswith(prefix):
+                        registered.setdefault(tid, r.timestamp)
+                elif ("webhook-type", b"transaction.enriched") in r.headers:
+                    tid = json.loads(r.value or b"{}")["data"]["transaction"]["transaction_id"]
+                    if tid.startswith(prefix):
+                        enriched.setdefault(tid, r.timestamp)
+    await consumer.stop()
+    return registered, enriched
 
 
 async def bench_enrichment(
     settings: Settings, program: Program, count: int
-) -> tuple[float, float, list[float]]:
+) -> tuple[float, float, list[float], Cost, Cost]:
     """Enrichments per second from the checkout stage's backlog of registrations; then the lag
-    (registration committed to enrichment committed) with checkout and enrichment running live."""
-    backlog, _ = await run_engine(
+    (registration published to enrichment published) with checkout and enrichment running live;
+    the CPU of each."""
+    backlog, _, backlog_cost = await run_engine(
         settings, "services.enrichment", _ENRICHED, [program.name, count, "order-%"]
     )
     live = count // 10
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
-    first_id = await pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
     bodies = [checkout(n, live // 10) | {"event_id": f"live-{n}"} for n in range(live)]
     for body in bodies:
         body["data"]["transaction_id"] = f"live-{body['data']['transaction_id']}"
@@ -209,21 +247,14 @@ async def bench_enrichment(
         [json.dumps(b).encode() for b in bodies],
         [b["customer"].encode() for b in bodies],
     )
-    live_seconds, _ = await run_engine(
+    live_seconds, _, live_cost = await run_engine(
         settings, ["services.checkout", "services.enrichment"], _ENRICHED, [program.name, live, "live-%"]
     )
-    registered = {
-        r["tid"]: r["created_at"]
-        for r in await pool.fetch(_REGISTERED, settings.topics.transaction_status, "live-%", first_id)
-    }
-    lags = [
-        (r["created_at"] - registered[r["tid"]]).total_seconds()
-        for r in await pool.fetch(_ENRICHED_AT, settings.topics.webhooks, first_id)
-        if r["tid"] in registered
-    ]
-    await pool.close()
-    quantiles = statistics.quantiles(lags, n=100)
-    return backlog, live_seconds, [quantiles[49], quantiles[98]]
+    registered, enriched = await _published(settings, "live-")
+    lags = [(at - registered[tid]) / 1000 for tid, at in enriched.items() if tid in registered]
+    assert len(lags) == live, f"{len(lags)} enrichment lags of {live} live checkouts"
+    quantiles = statistics.quantiles(lags, n=100, method="inclusive")
+    return backlog, live_seconds, [quantiles[49], quantiles[98]], backlog_cost, live_cost
 
 
 async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
@@ -249,44 +280,45 @@ async def seed_transactions(
             body["data"] |= {"transaction_id": f"{tag}-{n}", "auto_accept": due.isoformat()}
             events.append(CheckoutEvent.model_validate(body))
         async with pool.acquire() as conn, conn.transaction():
-            await repository.load(
-                conn,
-                uow,
-                Needs(customers=[(program.name, e.customer or "") for e in events]),
-                parked_needs=lambda parked: Needs(),  # new transactions have nothing parked
-            )
+            store = PostgresStore(conn, settings.relay_lanes)
+            await store.lock_customers(uow, sorted({(program.name, e.customer or "") for e in events}))
             for n, e in enumerate(events, start=first):
                 # A second apart, so a customer's list has an order of its own.
                 at = due - timedelta(seconds=count - n)
-                effects = Effects(EventMeta(program.name, e.event_id or "", e.event_id or "", "checkout", at))
+                effects = Effects(EventMeta(program.name, e.event_id or "", "checkout", at))
                 customer = uow.customer(program.name, e.customer or "")
-                uow.put_transaction(register_checkout(program, e, customer, None, effects))
+                uow.put_transaction(register_checkout(program, to_checkout(e), customer, None, effects))
                 uow.record(effects)
-            await repository.save(conn, uow, settings.relay_lanes)
+            await store.save(uow)
     await pool.close()
 
 
-async def bench_sweep(settings: Settings, program: Program, count: int) -> tuple[float, float]:
-    """Seconds for the timer to expire ``count`` due transactions, and until published."""
+async def bench_sweep(settings: Settings, program: Program, count: int) -> tuple[float, float, Cost]:
+    """Seconds for the timer to expire ``count`` due transactions, and until published; the CPU
+    of each component (the engine is this process: the timer and its relay run in it)."""
     await seed_transactions(settings, program, count, datetime.now(UTC) - timedelta(minutes=1), "due")
     pool = await create_pool(settings)
     relay = OutboxRelay(settings, pool)
     await relay.start()
-    pipeline = BatchPipeline(settings, {program.name: program}, pool, pending_lifecycle(), relay.notify)
+    pipeline = BatchPipeline(
+        settings, {program.name: program}, PostgresStorage(pool, settings), pending_lifecycle(), relay.notify
+    )
     timer = PendingTimer(settings, {program.name: program}, pool, pipeline)
+    before = snapshot(in_process=True)
     start = time.perf_counter()
     swept = await timer.sweep()
     committed = time.perf_counter() - start
     published = await _drained(pool, start, settings.topics)
+    cost = snapshot(in_process=True) - before
     await relay.stop()
     await pool.close()
     assert swept == count, f"swept {swept} of {count}"
-    return committed, published
+    return committed, published, cost
 
 
 async def bench_events(
     settings: Settings, program: Program, count: int, action: str, module: str, status: str
-) -> tuple[float, float]:
+) -> tuple[float, float, Cost]:
     """``count`` events of ``action`` on as many seeded transactions, through ``module``."""
     tag = action.replace("_", "-")
     await seed_transactions(settings, program, count, datetime.now(UTC) + timedelta(days=30), tag)
@@ -310,6 +342,37 @@ async def bench_events(
         "SELECT count(*) >= $2 FROM transactions"
         " WHERE program = $1 AND status = $3 AND transaction_id LIKE $4",
         [program.name, count, status, f"{tag}-%"],
+    )
+
+
+async def bench_replicas(
+    settings: Settings, program: Program, count: int, replicas: int
+) -> tuple[float, float, Cost]:
+    """``count`` checkouts (new customers) on fresh topics, consumed by ``replicas`` checkout
+    processes in one group, from their start until every outbox row is published."""
+    prefix = f"{settings.group_prefix}r{replicas}."
+    run = settings.model_copy(update={"topics": Topics().prefixed(prefix), "group_prefix": prefix})
+    await create_topics(run.kafka_bootstrap_servers, run.topics, run.topic_partitions)
+    events = [checkout(n, max(count // 10, 1)) for n in range(count)]
+    for n, body in enumerate(events):
+        body["event_id"] = f"r{replicas}-{n}"
+        body["customer"] = f"r{replicas}-{body['customer']}"
+        body["data"]["transaction_id"] = f"r{replicas}-order-{n}"
+    await produce(
+        run,
+        run.topics.checkouts,
+        [json.dumps(b).encode() for b in events],
+        [b["customer"].encode() for b in events],
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    inbox = "SELECT count(*) FROM inbox WHERE program = $1"
+    base = await conn.fetchval(inbox, program.name)
+    await conn.close()
+    return await run_engine(
+        run,
+        ["services.checkout"] * replicas,
+        f"{inbox.replace('count(*)', 'count(*) >= $2')}",
+        [program.name, base + count],
     )
 
 
@@ -340,57 +403,116 @@ async def main() -> None:
     events = [checkout(n, customers) for n in range(count)]
     bodies = [json.dumps(e).encode() for e in events]
     keys = [e["customer"].encode() for e in events]
+    print(machine())
     print(
         f"bench: {count} checkouts, {customers} customers, {settings.topic_partitions} partitions, run {tag}"
     )
 
+    core_seconds, core_events = core_rate(settings, program, bodies, keys)
+    stage = snapshot()
     produced = await produce(settings, settings.topics.checkouts, bodies, keys)
+    produce_cost, stage = snapshot() - stage, snapshot()
     consumed = await probe_consume(settings, count)
+    consume_cost, stage = snapshot() - stage, snapshot()
     inserted = await probe_insert(settings, bodies)
-    committed, published = await run_engine(
+    insert_cost = snapshot() - stage
+    committed, published, checkout_cost = await run_engine(
         settings, "services.checkout", "SELECT count(*) >= $2 FROM inbox WHERE program = $1", [tag, count]
     )
-    swept, sweep_published = await bench_sweep(settings, pending, count)
+    swept, sweep_published, sweep_cost = await bench_sweep(settings, pending, count)
     accepts = count // 2
-    accepted, accepts_published = await bench_events(
+    accepted, accepts_published, accepts_cost = await bench_events(
         settings, pending, accepts, "checkout_accept", "services.lifecycle", "accepted"
     )
-    enriched, live_seconds, lag = await bench_enrichment(settings, program, count)
-    refunded, refunds_published = await bench_events(
+    enriched, live_seconds, lag, enrich_cost, live_cost = await bench_enrichment(settings, program, count)
+    refunded, refunds_published, refunds_cost = await bench_events(
         settings, program, accepts, "refund", "services.refunds", "refunded"
     )
+    one = await bench_replicas(settings, program, count, 1)
+    two = await bench_replicas(settings, program, count, 2)
+    load_rate = int(os.environ.get("LOYALTY_BENCH_LOAD_RATE", "500"))
+    load_seconds = float(os.environ.get("LOYALTY_BENCH_LOAD_SECONDS", "60"))
+    load_customers = max(int(load_rate * load_seconds) // 10, 1)
+
+    def load_body(n: int) -> dict[str, Any]:
+        body = checkout(n, load_customers)
+        name = "warmup" if n < 0 else str(n)
+        body["event_id"] = f"load-{name}"
+        body["customer"] = f"load-{body['customer']}"
+        body["data"]["transaction_id"] = f"load-order-{name}"
+        return body
+
+    load = await bench_load(settings, f"{tag}.load", load_body, load_rate, load_seconds)
     api_transactions = max(count // 5, PER_CUSTOMER * 20)
     await seed_transactions(settings, api, api_transactions, datetime.now(UTC), "api", PER_CUSTOMER)
     api_rows = await bench_read_api(settings, api, api_key, requests=max(count // 20, 1000))
 
-    def rate(seconds: float, n: int = count) -> str:
-        return f"{n / seconds:>10,.0f}/s"
-
     engine = count / published
-    rows = [
-        ("produce (aiokafka, acks=all)", produced, rate(produced), ""),
-        ("probe: plain aiokafka consume", consumed, rate(consumed), f"{engine / (count / consumed):.3f}"),
-        ("probe: plain batched INSERT", inserted, rate(inserted), f"{engine / (count / inserted):.3f}"),
-        ("engine: state committed", committed, rate(committed), ""),
-        ("engine: end to end (outbox published)", published, rate(published), "1.000"),
-        (f"timer: sweep {count} due, committed", swept, rate(swept), ""),
-        (f"timer: sweep {count} due, published", sweep_published, rate(sweep_published), ""),
-        (f"lifecycle: {accepts} accepts, committed", accepted, rate(accepted, accepts), ""),
-        (f"lifecycle: {accepts} accepts, published", accepts_published, rate(accepts_published, accepts), ""),
-        (f"enrichment: {count} registrations, backlog", enriched, rate(enriched), ""),
-        (f"enrichment live: {count // 10} checkouts", live_seconds, rate(live_seconds, count // 10), ""),
-        (f"  lag p50 {lag[0]:.2f} s, p99 {lag[1]:.2f} s", 0.0, "", ""),
-        (f"refunds: {accepts} full refunds, committed", refunded, rate(refunded, accepts), ""),
+    core = Cost(wall=core_seconds, engine=core_seconds)
+    # (stage, seconds, events, engine end-to-end / stage, CPU over the stage). A stage's CPU is
+    # read once, at its end (outbox published), so its "committed" row shows none.
+    rows: list[tuple[str, float, int, str, Cost | None]] = [
+        ("produce (aiokafka, acks=all)", produced, count, "", produce_cost),
         (
-            f"refunds: {accepts} full refunds, published",
-            refunds_published,
-            rate(refunds_published, accepts),
-            "",
+            "probe: plain aiokafka consume",
+            consumed,
+            count,
+            f"{engine / (count / consumed):.3f}",
+            consume_cost,
         ),
+        ("probe: plain batched INSERT", inserted, count, f"{engine / (count / inserted):.3f}", insert_cost),
+        ("engine: state committed", committed, count, "", None),
+        ("engine: end to end (outbox published)", published, count, "1.000", checkout_cost),
+        ("core alone: decode + batch core, no I/O", core_seconds, count, f"{engine / core_events:.3f}", core),
+        (f"timer: sweep {count} due, committed", swept, count, "", None),
+        (f"timer: sweep {count} due, published", sweep_published, count, "", sweep_cost),
+        (f"lifecycle: {accepts} accepts, committed", accepted, accepts, "", None),
+        (f"lifecycle: {accepts} accepts, published", accepts_published, accepts, "", accepts_cost),
+        (f"enrichment: {count} registrations, backlog", enriched, count, "", enrich_cost),
+        (f"enrichment live: {count // 10} checkouts", live_seconds, count // 10, "", live_cost),
+        (f"refunds: {accepts} full refunds, committed", refunded, accepts, "", None),
+        (f"refunds: {accepts} full refunds, published", refunds_published, accepts, "", refunds_cost),
+        (f"checkouts, 1 replica: {count}, committed", one[0], count, "", None),
+        (f"checkouts, 1 replica: {count}, published", one[1], count, "", one[2]),
+        (f"checkouts, 2 replicas: {count}, committed", two[0], count, "", None),
+        (f"checkouts, 2 replicas: {count}, published", two[1], count, "", two[2]),
+        (f"steady load: {load.sent} at {load_rate}/s", load.cost.wall, load.sent, "", load.cost),
     ]
-    print(f"\n{'stage':<40} {'seconds':>9} {'rate':>12}  engine/stage")
-    for name, seconds, r, ratio in rows:
-        print(f"{name:<40} {seconds:>9.2f} {r:>12}  {ratio}")
+    print(
+        f"\n{'':<44} {'':>8} {'':>11} {'engine/':>7}   CPU ms per event"
+        f"\n{'stage':<44} {'seconds':>8} {'rate':>11} {'stage':>7}"
+        f" {'engine':>7} {'pg':>7} {'broker':>7} {'total':>7} | {'bench':>7}"
+    )
+    notes: list[str] = []
+    for name, seconds, n, ratio, cost in rows:
+        line = f"{name:<44} {seconds:>8.2f} {n / seconds:>9,.0f}/s {ratio:>7}"
+        if cost is not None:
+            ms = cost.per_event_ms(n)
+            line += "".join(f" {ms[k]:>7.3f}" for k in ("engine", "postgres", "broker", "total"))
+            line += f" | {ms['bench']:>7.3f}"
+            notes += [f"{name}: {note}" for note in cost.notes]
+        print(line)
+    print(
+        "\nCPU: engine = the stage's consumer processes (the bench's own process for the in-process"
+        " sweep and core rows); pg = every postgres process (exited backends via the postmaster's"
+        " reaped-children time); broker = the kafka.Kafka JVM; total = engine + pg + broker;"
+        " bench = the bench's own process (producer, probes, pollers), not in total. Consumer"
+        " stages include process start-up."
+    )
+    speedup = two[1] and one[1] / two[1]
+    cpu_ratio = one[2].total and two[2].total / one[2].total
+    print(
+        f"replicas: 2 replicas ran {speedup:.2f}x the rate of 1 ({count / one[1]:,.0f}/s →"
+        f" {count / two[1]:,.0f}/s end to end), at {cpu_ratio:.2f}x the total CPU per event"
+    )
+    print(
+        "enrichment live lag (registration published → enrichment published):"
+        f" p50 {lag[0]:.2f} s, p99 {lag[1]:.2f} s"
+    )
+    for line in load_report(load):
+        print(line)
+    for note in notes:
+        print(note)
     print(f"\nread API: {api_transactions} transactions, {PER_CUSTOMER} per customer")
     for label, value in api_rows:
         print(f"{label:<40} {value}")

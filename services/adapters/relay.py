@@ -14,19 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter
+from prometheus_client import Counter as Metric
 
 from services.adapters.postgres import Backoff, is_transient, retrying
 from services.config.settings import Settings
 
 log = structlog.get_logger(__name__)
-PUBLISHED = Counter("loyalty_outbox_published_total", "Outbox rows published", ["topic"])
-MISSING_TOPIC = Counter(
+PUBLISHED = Metric("loyalty_outbox_published_total", "Outbox rows published", ["topic"])
+MISSING_TOPIC = Metric(
     "loyalty_outbox_missing_topic_total", "Claims that met a topic the broker lacks", ["topic"]
 )
 # A topic the broker does not know is set aside this long before it is looked up again.
@@ -99,7 +100,7 @@ class OutboxRelay:
         while True:
             try:
                 published = await self.publish_once()
-                if time.monotonic() >= self._next_purge:
+                if self.settings.outbox_retention_seconds > 0 and time.monotonic() >= self._next_purge:
                     await self.purge()
                 backoff = Backoff(self.settings)
             except asyncio.CancelledError:
@@ -173,10 +174,13 @@ class OutboxRelay:
                     await self.producer.send(row["topic"], row["value"], key=row["key"], headers=headers)
                 )
             await asyncio.gather(*futures)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [row["id"] for row in rows],
-            )
-        for row in rows:
-            PUBLISHED.labels(row["topic"]).inc()
+            ids = [row["id"] for row in rows]
+            if s.outbox_retention_seconds > 0:
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+            else:
+                # No retention: a published row is deleted at once, which writes far less
+                # than a second version of it and needs no purge.
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+        for topic, count in Counter(row["topic"] for row in rows).items():
+            PUBLISHED.labels(topic).inc(count)
         return len(rows)

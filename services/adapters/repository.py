@@ -8,17 +8,23 @@ of deadlocking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import asyncpg
+import orjson
 
-from services.adapters.postgres import RetryableConflict, dumps
+from services.adapters.documents import CURRENT, upgrade
+from services.adapters.postgres import RetryableConflict, dumps, in_transaction
+from services.config.settings import Settings
 from services.domain.catalog import Coupon
 from services.domain.customer import Customer
 from services.domain.transaction import Transaction
 from services.service_layer.messages import OutboxMessage, lane_of
-from services.service_layer.unit_of_work import CatalogKey, Key, Needs, ParkedEvent, UnitOfWork
+from services.service_layer.store import InboxRow
+from services.service_layer.unit_of_work import CatalogKey, Key, ParkedEvent, UnitOfWork
+
+T = TypeVar("T")
 
 
 def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str]]:
@@ -26,7 +32,7 @@ def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str]]:
     return [k[0] for k in ordered], [k[1] for k in ordered]
 
 
-async def claim_inbox(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, str | None, str]]) -> set[Key]:
+async def _claim_inbox(conn: asyncpg.Connection, rows: Sequence[InboxRow]) -> set[Key]:
     """Record (program, event_key, action, source) rows; return the keys that were new.
 
     A key already there (committed, or being committed by a concurrent consumer, which this
@@ -48,45 +54,29 @@ async def claim_inbox(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, s
     return {(r["program"], r["event_key"]) for r in inserted}
 
 
-async def load(
-    conn: asyncpg.Connection, uow: UnitOfWork, needs: Needs, parked_needs: Callable[[ParkedEvent], Needs]
-) -> None:
-    """Lock transactions, then customers, then coupons (each sorted); read catalog entries.
-
-    A locked transaction brings in what a change to it may touch: its owner (an event about a
-    claimed guest checkout need not name the claimer) and the rows its parked events need (a
-    claimer waiting for the guest checkout), so a release is never left for a later change."""
-    programs, ids = _columns(needs.transactions)
-    if ids:
-        for row in await conn.fetch(
-            """
-            SELECT doc FROM transactions
-            WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-            ORDER BY program, transaction_id
-            FOR UPDATE
-            """,
-            programs,
-            ids,
-        ):
-            txn = Transaction.model_validate(row["doc"])
-            key = (txn.program, txn.transaction_id)
-            uow.transactions[key] = txn
-            uow.stored_transactions.add(key)
-        for parked in await read_parked(conn, needs.transactions):
-            uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
-    rows = Needs(customers=list(needs.customers), coupons=list(needs.coupons), catalog=list(needs.catalog))
-    rows.customers += [(t.program, t.customer) for t in uow.transactions.values() if t.customer]
-    for waiting in uow.parked.values():
-        for parked in waiting:
-            rows.add(parked_needs(parked))
-    await _lock_customers(conn, uow, rows.customers)
-    # A transaction's coupons are locked with it: refunds and coupon_unredeem give them back.
-    txn_coupons = [(t.program, code) for t in uow.transactions.values() for code in t.coupons]
-    await _lock_coupons(conn, uow, [*rows.coupons, *txn_coupons])
-    await read_catalog(conn, uow, rows.catalog)
+async def _lock_transactions(conn: asyncpg.Connection, uow: UnitOfWork, keys: Sequence[Key]) -> None:
+    programs, ids = _columns(keys)
+    if not ids:
+        return
+    for row in await conn.fetch(
+        """
+        SELECT doc, doc_version FROM transactions
+        WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY program, transaction_id
+        FOR UPDATE
+        """,
+        programs,
+        ids,
+    ):
+        txn = Transaction.model_validate(upgrade("transaction", row["doc_version"], row["doc"]))
+        key = (txn.program, txn.transaction_id)
+        uow.transactions[key] = txn
+        uow.stored_transactions.add(key)
+    for parked in await read_parked(conn, keys):
+        uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
 
 
-async def _lock_customers(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Key]) -> None:
+async def _lock_customers(conn: asyncpg.Connection, uow: UnitOfWork, keys: Sequence[Key]) -> None:
     """Missing customers are created empty (in the lock order), then all are locked."""
     programs, ids = _columns(keys)
     if not ids:
@@ -115,7 +105,7 @@ async def _lock_customers(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[
         uow.customers[(row["program"], row["customer_id"])] = Customer(**dict(row))
 
 
-async def _lock_coupons(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Key]) -> None:
+async def _lock_coupons(conn: asyncpg.Connection, uow: UnitOfWork, keys: Sequence[Key]) -> None:
     programs, ids = _columns(keys)
     if not ids:
         return
@@ -123,7 +113,7 @@ async def _lock_coupons(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Ke
         uow.coupons[coupon_key] = None
     for row in await conn.fetch(
         """
-        SELECT program, doc FROM coupons
+        SELECT program, doc, doc_version FROM coupons
         WHERE (program, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         ORDER BY program, code
         FOR UPDATE
@@ -131,7 +121,7 @@ async def _lock_coupons(conn: asyncpg.Connection, uow: UnitOfWork, keys: list[Ke
         programs,
         ids,
     ):
-        coupon = Coupon.model_validate(row["doc"])
+        coupon = Coupon.model_validate(upgrade("coupon", row["doc_version"], row["doc"]))
         uow.coupons[(row["program"], coupon.code)] = coupon
 
 
@@ -142,7 +132,8 @@ async def read_parked(conn: asyncpg.Connection, transactions: Iterable[Key]) -> 
         return []
     rows = await conn.fetch(
         """
-        SELECT id, program, transaction_id, event_key, event_id, action, body, occurred_at, source, reason
+        SELECT id, program, transaction_id, event_id, action, body, body_version, occurred_at,
+               source, reason
         FROM parked_events
         WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         ORDER BY id
@@ -150,20 +141,23 @@ async def read_parked(conn: asyncpg.Connection, transactions: Iterable[Key]) -> 
         programs,
         ids,
     )
-    return [ParkedEvent(**dict(row)) for row in rows]
+    return [
+        ParkedEvent(
+            id=row["id"],
+            program=row["program"],
+            transaction_id=row["transaction_id"],
+            event_id=row["event_id"],
+            action=row["action"],
+            body=upgrade("parked", row["body_version"], row["body"]),
+            occurred_at=row["occurred_at"],
+            source=row["source"],
+            reason=row["reason"],
+        )
+        for row in rows
+    ]
 
 
-# Products stored before catalog entries took the order lines' vocabulary said name and url.
-_OLD_PRODUCT_FIELDS = {"name": "product_name", "url": "product_url"}
-
-
-def _upgrade_catalog_doc(kind: str, doc: dict[str, Any]) -> dict[str, Any]:
-    if kind != "product" or not _OLD_PRODUCT_FIELDS.keys() & doc.keys():
-        return doc
-    return {_OLD_PRODUCT_FIELDS.get(k, k): v for k, v in doc.items()}
-
-
-async def read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable[CatalogKey]) -> None:
+async def _read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable[CatalogKey]) -> None:
     """Read catalog entries (no lock: reference data is only read by purchases)."""
     wanted = sorted(set(keys) - uow.catalog.keys())
     if not wanted:
@@ -172,14 +166,16 @@ async def read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterable
         uow.catalog[catalog_key] = None
     for row in await conn.fetch(
         """
-        SELECT program, kind, id, doc FROM catalog
+        SELECT program, kind, id, doc, doc_version FROM catalog
         WHERE (program, kind, id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
         """,
         [k[0] for k in wanted],
         [k[1] for k in wanted],
         [k[2] for k in wanted],
     ):
-        uow.catalog[(row["program"], row["kind"], row["id"])] = _upgrade_catalog_doc(row["kind"], row["doc"])
+        uow.catalog[(row["program"], row["kind"], row["id"])] = upgrade(
+            row["kind"], row["doc_version"], row["doc"]
+        )
 
 
 def _transaction_columns(txns: Sequence[Transaction]) -> list[list[object]]:
@@ -211,14 +207,15 @@ async def _save_transactions(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         inserted = await conn.fetch(
             f"""
             INSERT INTO transactions (program, transaction_id, customer_id, status, type, created_at,
-                                      updated_at, accepted_at, auto_accept_at, doc)
+                                      updated_at, accepted_at, auto_accept_at, doc, doc_version)
             SELECT program, transaction_id, customer_id, status, type, created_at, updated_at,
-                   accepted_at, auto_accept_at, doc::jsonb
+                   accepted_at, auto_accept_at, doc::jsonb, $11::int
             FROM {_TXN_UNNEST}
             ON CONFLICT DO NOTHING
             RETURNING transaction_id
             """,
             *_transaction_columns(new),
+            CURRENT["transaction"],
         )
         if len(inserted) != len(new):
             raise RetryableConflict("a transaction was registered concurrently by another consumer")
@@ -227,11 +224,12 @@ async def _save_transactions(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
             f"""
             UPDATE transactions t SET customer_id = u.customer_id, status = u.status, type = u.type,
                    updated_at = u.updated_at, accepted_at = u.accepted_at,
-                   auto_accept_at = u.auto_accept_at, doc = u.doc::jsonb
+                   auto_accept_at = u.auto_accept_at, doc = u.doc::jsonb, doc_version = $11::int
             FROM {_TXN_UNNEST}
             WHERE t.program = u.program AND t.transaction_id = u.transaction_id
             """,
             *_transaction_columns(old),
+            CURRENT["transaction"],
         )
 
 
@@ -318,20 +316,21 @@ async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         await conn.execute(
             """
             INSERT INTO parked_events (program, transaction_id, event_key, event_id, action, body,
-                                       occurred_at, source, reason)
-            SELECT p, t, k, e, a, b::jsonb, o, s, r
+                                       body_version, occurred_at, source, reason)
+            SELECT p, t, k, e, a, b::jsonb, $10::int, o, s, r
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                         $7::timestamptz[], $8::text[], $9::text[]) AS u(p, t, k, e, a, b, o, s, r)
             """,
             [e.program for e in parked],
             [e.transaction_id for e in parked],
-            [e.event_key for e in parked],
+            [e.event_id for e in parked],  # the inbox key of a decoded event
             [e.event_id for e in parked],
             [e.action for e in parked],
             [dumps(e.body) for e in parked],
             [e.occurred_at for e in parked],
             [e.source for e in parked],
             [e.reason for e in parked],
+            CURRENT["parked"],
         )
 
 
@@ -342,16 +341,17 @@ async def _save_catalog(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
     if upserts:
         await conn.execute(
             """
-            INSERT INTO catalog (program, kind, id, doc, updated_at)
-            SELECT p, k, i, d::jsonb, now()
-            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(p, k, i, d)
+            INSERT INTO catalog (program, kind, id, doc, doc_version, updated_at)
+            SELECT p, k, i, d::jsonb, v, now()
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[]) AS u(p, k, i, d, v)
             ON CONFLICT (program, kind, id) DO UPDATE
-            SET doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at
+            SET doc = EXCLUDED.doc, doc_version = EXCLUDED.doc_version, updated_at = EXCLUDED.updated_at
             """,
             [k[0] for k, _ in upserts],
             [k[1] for k, _ in upserts],
             [k[2] for k, _ in upserts],
             [dumps(doc) for _, doc in upserts],
+            [CURRENT[k[1]] for k, _ in upserts],
         )
     if deletes:
         await conn.execute(
@@ -369,18 +369,19 @@ async def _save_coupons(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         return
     await conn.execute(
         """
-        INSERT INTO coupons (program, code, customer_id, status, doc, updated_at)
-        SELECT p, c, u, s, d::jsonb, now()
+        INSERT INTO coupons (program, code, customer_id, status, doc, doc_version, updated_at)
+        SELECT p, c, u, s, d::jsonb, $6::int, now()
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(p, c, u, s, d)
         ON CONFLICT (program, code) DO UPDATE
         SET customer_id = EXCLUDED.customer_id, status = EXCLUDED.status, doc = EXCLUDED.doc,
-            updated_at = EXCLUDED.updated_at
+            doc_version = EXCLUDED.doc_version, updated_at = EXCLUDED.updated_at
         """,
         [p for p, _ in coupons],
         [c.code for _, c in coupons],
         [c.customer for _, c in coupons],
         [c.status.value for _, c in coupons],
         [c.model_dump_json() for _, c in coupons],
+        CURRENT["coupon"],
     )
 
 
@@ -409,7 +410,7 @@ async def _refresh_purchase_dates(conn: asyncpg.Connection, uow: UnitOfWork) -> 
     )
 
 
-async def save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
+async def _save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
     await _save_customers(conn, uow)
     await _save_transactions(conn, uow)
     await _refresh_purchase_dates(conn, uow)
@@ -437,5 +438,44 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessag
         [m.topic for m in messages],
         [m.key for m in messages],
         [m.value for m in messages],
-        [dumps([list(h) for h in m.headers]) for m in messages],
+        [orjson.dumps(m.headers).decode() for m in messages],  # [[name, value], ...]
     )
+
+
+class PostgresStore:
+    """The pipeline's port (``services.service_layer.store.Store``) on one open transaction."""
+
+    def __init__(self, conn: asyncpg.Connection, lanes: int) -> None:
+        self.conn = conn
+        self.lanes = lanes
+
+    async def claim_inbox(self, rows: Sequence[InboxRow]) -> set[Key]:
+        return await _claim_inbox(self.conn, rows)
+
+    async def lock_transactions(self, uow: UnitOfWork, keys: Sequence[Key]) -> None:
+        await _lock_transactions(self.conn, uow, keys)
+
+    async def lock_customers(self, uow: UnitOfWork, keys: Sequence[Key]) -> None:
+        await _lock_customers(self.conn, uow, keys)
+
+    async def lock_coupons(self, uow: UnitOfWork, keys: Sequence[Key]) -> None:
+        await _lock_coupons(self.conn, uow, keys)
+
+    async def read_catalog(self, uow: UnitOfWork, keys: Sequence[CatalogKey]) -> None:
+        await _read_catalog(self.conn, uow, keys)
+
+    async def save(self, uow: UnitOfWork) -> None:
+        await _save(self.conn, uow, self.lanes)
+
+
+class PostgresStorage:
+    """Transactions on the pool, retried whole on transient failures (docs/retries.md)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+
+    async def transaction(self, what: str, work: Callable[[PostgresStore], Awaitable[T]]) -> T:
+        return await in_transaction(
+            self.pool, self.settings, what, lambda conn: work(PostgresStore(conn, self.settings.relay_lanes))
+        )

@@ -33,6 +33,8 @@ from services.domain.catalog import Coupon
 from services.domain.checkout import catalog_categories, price_purchase, products_without_category
 from services.domain.money import format_money, minor_units, money_text
 from services.domain.program import Program
+from services.domain.purchase import Purchase
+from services.service_layer.actions import to_items
 
 
 class NotFound(Exception):
@@ -161,18 +163,25 @@ def _coupon_view(program: Program, coupon: Coupon) -> CouponView:
 async def points_preview(pool: asyncpg.Pool, program: Program, cart: PointsPreviewRequest) -> PointsPreview:
     """What a checkout of this cart would earn now: the checkout's own pricing, catalog
     categories included, and nothing written."""
-    wanted = products_without_category(cart.items)
+    purchase = Purchase(
+        total=cart.total,
+        currency=cart.currency,
+        items=to_items(cart.items),
+        store=cart.store,
+        points_rewarded=cart.points_rewarded,
+    )
+    wanted = products_without_category(purchase.items)
     products = {}
     if wanted:
         async with pool.acquire() as conn:
             products = await queries.product_docs(conn, program.name, wanted)
     pricing = price_purchase(
         program,
-        cart,
+        purchase,
         points_burned=0,
         purchase_type=cart.type.value,
         occurred_at=cart.occurred_at or datetime.now(UTC),
-        categories=catalog_categories(cart.items, products.get),
+        categories=catalog_categories(purchase.items, products.get),
     )
     earn = pricing.earn
     return PointsPreview(

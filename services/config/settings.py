@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = Field(default=0.2, gt=0)
     relay_lanes: int = Field(default=32, ge=1)
     relay_lanes_per_claim: int = Field(default=8, ge=1)
-    # Published outbox rows are kept this long (for audit and re-publishing), then purged.
-    outbox_retention_seconds: float = Field(default=86400, ge=0)
+    # Published outbox rows are kept this long (for audit and re-publishing by hand), then
+    # purged; 0 (the default) deletes each row as soon as it is published, the cheapest.
+    outbox_retention_seconds: float = Field(default=0, ge=0)
     # Pending-period timer (pending-lifecycle service): the delay from due time to transition
     # is at most about one poll interval.
     timer_poll_seconds: float = Field(default=2.0, gt=0)

@@ -7,20 +7,20 @@ Every check runs before the first change, so a rejected or parked event leaves s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent, CheckoutItem
 from services.domain.allocation import allocate, proportional_share
 from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
+from services.domain.purchase import Checkout, PurchaseContents, PurchaseItem
 from services.domain.transaction import CampaignPoints, Item, Status, Transaction, benefit_data
 
 
@@ -36,13 +36,13 @@ def check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
         raise Rejected("invalid_metadata", f"metadata at {where}: {errors[0].message}")
 
 
-def products_without_category(items: Iterable[CheckoutItem]) -> list[str]:
+def products_without_category(items: Iterable[PurchaseItem]) -> list[str]:
     """Product ids of items sent without a category: their catalog category is looked up."""
     return [item.product_id for item in items if item.category is None and item.product_id]
 
 
 def catalog_categories(
-    items: Iterable[CheckoutItem], product_doc: Callable[[str], Mapping[str, Any] | None]
+    items: Iterable[PurchaseItem], product_doc: Callable[[str], Mapping[str, Any] | None]
 ) -> dict[str, str]:
     """The catalog category of each item's product, by product id (for :func:`price_purchase`)."""
     found = {}
@@ -53,21 +53,6 @@ def catalog_categories(
         if doc is not None and doc.get("category"):
             found[item.product_id] = str(doc["category"])
     return found
-
-
-class PurchaseContents(Protocol):
-    """What prices a purchase: a checkout's data, an update's merged data, or a preview's cart."""
-
-    @property
-    def total(self) -> Decimal: ...
-    @property
-    def currency(self) -> str | None: ...
-    @property
-    def items(self) -> Sequence[CheckoutItem]: ...
-    @property
-    def store(self) -> str | None: ...
-    @property
-    def points_rewarded(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -193,14 +178,13 @@ def await_checkout(txn: Transaction) -> None:
 
 def register_checkout(
     program: Program,
-    event: CheckoutEvent,
+    data: Checkout,
     customer: Customer | None,
     existing: Transaction | None,
     effects: Effects,
     categories: Mapping[str, str] | None = None,
 ) -> Transaction:
     """Register a checkout, filling in its draft when lifecycle or refund events came first."""
-    data = event.data
     meta = effects.meta
     if existing is not None and existing.status is not Status.draft:
         raise Rejected("transaction_exists", f"transaction {data.transaction_id} is already registered")
@@ -219,8 +203,8 @@ def register_checkout(
     txn = Transaction(
         program=program.name,
         transaction_id=data.transaction_id,
-        customer=event.customer,
-        guest=event.guest,
+        customer=data.customer,
+        guest=data.guest,
         status=Status.pending if pending else Status.accepted,
         type=data.type,
         currency=(data.currency or program.currency).upper(),
@@ -242,7 +226,8 @@ def register_checkout(
         # Set before announcing, so that transaction.created shows what the customer gets.
         txn.points_pending = txn.points_to_earn if txn.status is Status.pending else 0
         txn.points_earned = txn.points_to_earn if txn.status is Status.accepted else 0
-    effects.announce("transaction.created", txn)
+    # Final before it is announced: the burn and the credit below change balances, not txn.
+    registered = effects.announce("transaction.created", txn)
     for code in txn.coupons:
         effects.benefit("coupon.redeemed", txn.customer, benefit_data(txn, "coupon", code))
     for offer in txn.offers:
@@ -254,14 +239,15 @@ def register_checkout(
         txn,
         existing.status if existing else None,
         "transaction.accepted" if txn.status is Status.accepted else None,
+        registered,
     )
     return txn
 
 
-def claim_guest_checkout(
-    event: CheckoutClaimEvent, customer: Customer, txn: Transaction, effects: Effects
-) -> None:
-    tid = event.data.transaction_id
+def claim_guest_checkout(customer: Customer, txn: Transaction, effects: Effects) -> None:
+    """The claiming customer gets what the guest checkout ``txn`` earns (the claim's own
+    transaction id is the one ``txn`` was looked up by)."""
+    tid = txn.transaction_id
     await_checkout(txn)
     if not txn.guest:
         raise Rejected("not_a_guest_checkout", f"transaction {tid} belongs to a customer")

@@ -33,8 +33,7 @@ class Parked(Unapplied):
 @dataclass(frozen=True)
 class EventMeta:
     program: str
-    event_key: str
-    event_id: str
+    event_id: str  # also the inbox key the ledger and status history record
     action: str
     occurred_at: datetime
 
@@ -86,7 +85,7 @@ class Effects:
             movement,
             points,
             transaction_id=transaction_id,
-            event_key=self.meta.event_key,
+            event_key=self.meta.event_id,
             at=self.meta.occurred_at,
         )
         self.ledger.append(entry)
@@ -111,9 +110,16 @@ class Effects:
                 )
             )
 
-    def transition(self, txn: Transaction, from_status: Status | None, webhook: str | None = None) -> None:
-        """Record a status change (and its webhook) after ``txn`` has taken its new status."""
-        snapshot = txn.snapshot()
+    def transition(
+        self,
+        txn: Transaction,
+        from_status: Status | None,
+        webhook: str | None = None,
+        snapshot: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a status change (and its webhook) after ``txn`` has taken its new status.
+        ``snapshot``: the one an ``announce`` of this same state returned (saves a dump)."""
+        snapshot = snapshot or txn.snapshot()
         self.status_changes.append(StatusChange(snapshot, from_status, txn.status))
         if webhook is not None:
             self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
@@ -122,5 +128,8 @@ class Effects:
         """A coupon or offer redeemed or given back."""
         self.webhooks.append(Webhook(webhook, customer, data))
 
-    def announce(self, webhook: str, txn: Transaction) -> None:
-        self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": txn.snapshot()}))
+    def announce(self, webhook: str, txn: Transaction) -> dict[str, Any]:
+        """A webhook about the transaction as it is now; returns its snapshot."""
+        snapshot = txn.snapshot()
+        self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
+        return snapshot

@@ -8,12 +8,13 @@ Checks run before the first change, so a rejected or parked event leaves state u
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
-from services.contract.inbound import CheckoutUpdateEvent
 from services.domain.checkout import apply_pricing, await_checkout, check_burn, check_metadata, price_purchase
 from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
+from services.domain.purchase import CheckoutUpdate
 from services.domain.transaction import Status, Transaction
 
 
@@ -35,7 +36,7 @@ def _require_pending(txn: Transaction, action: str) -> None:
 
 def update_checkout(
     program: Program,
-    event: CheckoutUpdateEvent,
+    update: CheckoutUpdate,
     customer: Customer | None,
     txn: Transaction,
     effects: Effects,
@@ -44,12 +45,11 @@ def update_checkout(
     """Replace total, items and points of a pending transaction; pending points follow."""
     _require_pending(txn, "update")
     # What the update leaves out keeps its value: it is priced on the merged contents.
-    data = event.data.model_copy(
-        update={
-            "currency": event.data.currency or txn.currency,
-            "store": event.data.store if event.data.store is not None else txn.store,
-            "metadata": event.data.metadata if event.data.metadata is not None else txn.metadata,
-        }
+    data = replace(
+        update,
+        currency=update.currency or txn.currency,
+        store=update.store if update.store is not None else txn.store,
+        metadata=update.metadata if update.metadata is not None else txn.metadata,
     )
     burned = txn.points_burned if data.points_burned is None else data.points_burned
     check_burn(customer, burned - txn.points_burned)

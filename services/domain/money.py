@@ -33,14 +33,17 @@ def minor_units(currency: str | None) -> int:
     return _MINOR_UNITS.get(currency.upper(), DEFAULT_MINOR_UNITS)
 
 
+_QUANTUM = {digits: Decimal(1).scaleb(-digits) for digits in range(7)}
+
+
 def format_money(amount: Decimal, digits: int = DEFAULT_MINOR_UNITS) -> str:
     """``amount`` as a plain decimal string with at least ``digits`` decimals, never an exponent."""
     if not amount.is_finite():
         raise ValueError(f"not a finite amount: {amount}")
-    exponent = amount.normalize().as_tuple().exponent
-    assert isinstance(exponent, int)  # finite
-    places = max(digits, -exponent)
-    return f"{amount:.{places}f}"
+    exact = amount.quantize(_QUANTUM[digits])
+    if exact == amount:
+        return f"{exact:f}"
+    return f"{amount.normalize():f}"  # more decimals than the minor unit: keep the significant ones
 
 
 def money_text(amount: Decimal, currency: str | None) -> str:

@@ -121,13 +121,14 @@ class Transaction(BaseModel):
         return self.total * self.rate
 
     @classmethod
-    def draft(cls, program: str, transaction_id: str, customer: str | None, at: datetime) -> Transaction:
+    def draft(cls, program: str, transaction_id: str, at: datetime) -> Transaction:
         """A placeholder for a transaction whose checkout has not arrived yet (as Antavo's
-        draft transactions): events for it park until the checkout fills it in."""
+        draft transactions): events for it park until the checkout fills it in. It belongs
+        to nobody yet: whoever the first event names (a claimer?) may not be its owner."""
         return cls(
             program=program,
             transaction_id=transaction_id,
-            customer=customer,
+            customer=None,
             status=Status.draft,
             currency="",
             total=Decimal(0),
@@ -135,6 +136,16 @@ class Transaction(BaseModel):
             created_at=at,
             updated_at=at,
         )
+
+    def clone(self) -> Transaction:
+        """A copy to change independently: lists and items are copied; every other value is
+        immutable or replaced whole by the rules (metadata, shares, store details)."""
+        copy = self.model_copy()
+        fields = copy.__dict__
+        fields["items"] = [item.model_copy() for item in self.items]
+        for name in ("campaigns", "coupons", "offers", "coupons_unredeemed", "offers_unredeemed"):
+            fields[name] = list(fields[name])
+        return copy
 
     def touch(self, at: datetime) -> None:
         """``updated_at`` is the latest event time applied, so it does not depend on the

@@ -1,4 +1,5 @@
-"""The pending-period timer (docs/timers.md), run by the pending-lifecycle service.
+"""The pending-period timer (docs/timers.md), a peer of the pending-lifecycle consumer in its
+process (``pending_timer``), sharing the process's pool and the lifecycle pipeline.
 
 Every ``timer_poll_seconds`` it sweeps due pending transactions, in batches: it reads the
 due ones, claims them with ``FOR UPDATE SKIP LOCKED`` (transactions come first in the global
@@ -14,20 +15,19 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import structlog
 
-from services.adapters.postgres import Backoff, in_transaction
+from services.adapters.postgres import Backoff
+from services.adapters.repository import PostgresStorage, PostgresStore
 from services.config.settings import Settings
 from services.contract.inbound import AutoExpireEvent
 from services.domain.program import Program
-from services.service_layer.decoding import Decoded, RawRecord
+from services.entrypoints.bootstrap import ProcessParts
+from services.service_layer.decoding import Decoded
 from services.service_layer.pipeline import BatchPipeline
-
-if TYPE_CHECKING:
-    from services.entrypoints.bootstrap import ConsumerService
 
 log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
@@ -57,7 +57,7 @@ def _expiry_event(program: str, transaction_id: str, customer: str | None, due: 
         data={"transaction_id": transaction_id},
     )
     return Decoded(
-        record=RawRecord("timer", -1, -1, None, None, (), 0),
+        source="timer",
         event=event,
         program=program,
         event_id=event_id,
@@ -67,13 +67,13 @@ def _expiry_event(program: str, transaction_id: str, customer: str | None, due: 
     )
 
 
-class PendingTimer:
-    @classmethod
-    def beside(cls, service: ConsumerService) -> PendingTimer:
-        """The timer of a running consumer service, sharing its pool and pipeline."""
-        assert service.pool is not None and service.pipeline is not None
-        return cls(service.settings, service.programs, service.pool, service.pipeline)
+def pending_timer(parts: ProcessParts) -> PendingTimer:
+    """The peer factory of the pending-lifecycle process: the timer on the process's pool,
+    feeding the lifecycle pipeline (``run_service(pending_lifecycle(), peers=[pending_timer])``)."""
+    return PendingTimer(parts.settings, parts.programs, parts.pool, parts.pipeline("lifecycle"))
 
+
+class PendingTimer:
     def __init__(
         self,
         settings: Settings,
@@ -83,7 +83,7 @@ class PendingTimer:
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.pool = pool
+        self.storage = PostgresStorage(pool, settings)
         self.pipeline = pipeline
         self.clock = clock
         self.programs = sorted(name for name, p in programs.items() if p.pending_period is not None)
@@ -117,17 +117,19 @@ class PendingTimer:
         """Expire every transaction due now; return how many were transitioned or refused."""
         total = 0
         while True:
-            handled, seen = await in_transaction(self.pool, self.settings, "timer_sweep", self._sweep_batch)
-            self.pipeline.on_commit()
+            outcomes, seen = await self.storage.transaction("timer_sweep", self._sweep_batch)
+            self.pipeline.committed(outcomes)
+            handled = len(outcomes)
             total += handled
             # Stop when the due set is exhausted, or when everything left is claimed elsewhere.
             if seen < self.settings.timer_batch or handled == 0:
                 return total
 
-    async def _sweep_batch(self, conn: asyncpg.Connection) -> tuple[int, int]:
+    async def _sweep_batch(self, store: PostgresStore) -> tuple[list[str], int]:
+        conn = store.conn
         due = await conn.fetch(_DUE, self.clock(), self.programs, self.settings.timer_batch)
         if not due:
-            return 0, 0
+            return [], 0
         claimed = {
             (r["program"], r["transaction_id"])
             for r in await conn.fetch(_CLAIM, [r["program"] for r in due], [r["transaction_id"] for r in due])
@@ -137,6 +139,5 @@ class PendingTimer:
             for r in due
             if (r["program"], r["transaction_id"]) in claimed
         ]
-        if items:
-            await self.pipeline.apply_items(conn, items)
-        return len(items), len(due)
+        outcomes = await self.pipeline.apply_items(store, items) if items else []
+        return outcomes, len(due)

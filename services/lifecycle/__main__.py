@@ -1,8 +1,8 @@
 """``python -m services.lifecycle``: the pending-lifecycle consumer process, with the
-pending-period timer beside it."""
+pending-period timer as its peer."""
 
 from services.entrypoints.bootstrap import run_service
-from services.entrypoints.timer import PendingTimer
+from services.entrypoints.timer import pending_timer
 from services.service_layer.actions import pending_lifecycle
 
-run_service(pending_lifecycle(), background=[PendingTimer.beside])
+run_service(pending_lifecycle(), peers=[pending_timer])

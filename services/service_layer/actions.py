@@ -6,6 +6,7 @@ becomes a draft and the event parks (services/service_layer/docs/parking.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from services.contract import inbound
@@ -36,10 +37,66 @@ from services.domain.lifecycle import (
 )
 from services.domain.money import money_text
 from services.domain.program import Program
+from services.domain.purchase import Checkout, CheckoutUpdate, PurchaseItem
 from services.domain.refunds import partial_refund, refund, refund_item, unredeem_coupon, unredeem_offers
 from services.domain.transaction import Status, Transaction
 from services.service_layer.registry import Action, TopicHandler
 from services.service_layer.unit_of_work import Needs, UnitOfWork
+
+
+def to_item(item: inbound.CheckoutItem) -> PurchaseItem:
+    """A wire order line as the domain's: the rules never see the contract's models."""
+    return PurchaseItem(
+        product_id=item.product_id,
+        product_name=item.product_name,
+        product_url=item.product_url,
+        category=item.category,
+        price=item.price,
+        quantity=item.quantity,
+        discount=item.discount,
+        subtotal=item.subtotal,
+        points_rewarded=item.points_rewarded,
+    )
+
+
+def to_items(items: Iterable[inbound.CheckoutItem]) -> tuple[PurchaseItem, ...]:
+    return tuple(to_item(item) for item in items)
+
+
+def to_checkout(event: inbound.CheckoutEvent) -> Checkout:
+    data = event.data
+    return Checkout(
+        transaction_id=data.transaction_id,
+        total=data.total,
+        customer=event.customer,
+        guest=event.guest,
+        currency=data.currency,
+        points_burned=data.points_burned,
+        points_rewarded=data.points_rewarded,
+        items=to_items(data.items),
+        coupons=tuple(data.coupons),
+        offers=tuple(data.offers),
+        store=data.store,
+        auto_accept=data.auto_accept,
+        type=data.type,
+        metadata=data.metadata,
+        utm_data=data.utm_data,
+    )
+
+
+def to_checkout_update(event: inbound.CheckoutUpdateEvent) -> CheckoutUpdate:
+    data = event.data
+    return CheckoutUpdate(
+        transaction_id=data.transaction_id,
+        total=data.total,
+        currency=data.currency,
+        points_burned=data.points_burned,
+        points_rewarded=data.points_rewarded,
+        items=to_items(data.items),
+        store=data.store,
+        auto_accept=data.auto_accept,
+        metadata=data.metadata,
+    )
 
 
 def _keys(program: str, event: Any) -> Needs:
@@ -51,13 +108,17 @@ def _purchase_keys(program: str, event: Any) -> Needs:
     """A checkout or update also reads the catalog products of items sent without a category
     (their catalog category feeds the category earn rules); a checkout locks its coupons."""
     needs = _keys(program, event)
-    needs.catalog = [(program, "product", pid) for pid in products_without_category(event.data.items)]
+    needs.catalog = [
+        (program, "product", pid) for pid in products_without_category(to_items(event.data.items))
+    ]
     needs.coupons = [(program, code) for code in getattr(event.data, "coupons", [])]
     return needs
 
 
 def _categories(uow: UnitOfWork, program: str, event: Any) -> dict[str, str]:
-    return catalog_categories(event.data.items, lambda pid: uow.catalog.get((program, "product", pid)))
+    return catalog_categories(
+        to_items(event.data.items), lambda pid: uow.catalog.get((program, "product", pid))
+    )
 
 
 def _no_rows(program: str, event: Any) -> Needs:
@@ -119,15 +180,13 @@ def _coupon_assign(
 
 
 def _transaction_or_draft(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> Transaction:
-    """The event's transaction; if it does not exist yet, a new draft, and the event parks."""
+    """The event's transaction; if it does not exist yet, the event parks (and the pipeline
+    registers a draft for it)."""
     tid = event.data.transaction_id
     txn = uow.transaction(program.name, tid)
-    if txn is not None:
-        return txn
-    draft = Transaction.draft(program.name, tid, event.customer, effects.meta.occurred_at)
-    uow.put_transaction(draft)
-    effects.transition(draft, None)
-    raise Parked("awaiting_checkout", f"transaction {tid} has no checkout yet")
+    if txn is None:
+        raise Parked("awaiting_checkout", f"transaction {tid} has no checkout yet")
+    return txn
 
 
 def _owner(uow: UnitOfWork, txn: Transaction) -> Customer | None:
@@ -145,7 +204,9 @@ def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, e
         event.customer,
         effects.meta.occurred_at,
     )
-    uow.put_transaction(register_checkout(program, event, customer, existing, effects, categories))
+    uow.put_transaction(
+        register_checkout(program, to_checkout(event), customer, existing, effects, categories)
+    )
     for coupon in redeemed:
         uow.put_coupon(program.name, coupon)
 
@@ -194,14 +255,15 @@ def _coupon_invalidate(
 
 def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent, effects: Effects) -> None:
     txn = _transaction_or_draft(uow, program, event, effects)
-    claim_guest_checkout(event, uow.customer(program.name, event.customer), txn, effects)
+    claim_guest_checkout(uow.customer(program.name, event.customer), txn, effects)
     uow.put_transaction(txn)
 
 
 def _update(uow: UnitOfWork, program: Program, event: inbound.CheckoutUpdateEvent, effects: Effects) -> None:
     txn = _transaction_or_draft(uow, program, event, effects)
     check_customer(event.customer, txn)
-    update_checkout(program, event, _owner(uow, txn), txn, effects, _categories(uow, program.name, event))
+    categories = _categories(uow, program.name, event)
+    update_checkout(program, to_checkout_update(event), _owner(uow, txn), txn, effects, categories)
     uow.put_transaction(txn)
 
 
@@ -236,7 +298,7 @@ def _refund(rule: Any) -> Any:
         rule(owner, txn, event.data, effects)
         uow.put_transaction(txn)
         if owner is not None and txn.status is Status.refunded:
-            uow.stale_purchase_dates.add((program.name, owner.customer_id))
+            uow.mark_purchase_dates_stale((program.name, owner.customer_id))
         # Coupons the transaction gave back can be used again (locked with the transaction).
         for code in set(txn.coupons_unredeemed) - given_back:
             if (coupon := uow.coupons.get((program.name, code))) is not None:

@@ -46,7 +46,7 @@ class RawRecord:
 
 @dataclass(frozen=True)
 class Decoded(Generic[E]):
-    record: RawRecord
+    source: str  # topic:partition:offset, or where an internal event came from ("timer")
     event: E
     program: str
     event_id: str
@@ -67,6 +67,10 @@ class Invalid:
     program: str
     event_id: str | None
     action: str | None
+
+    @property
+    def source(self) -> str:
+        return self.record.source
 
     @property
     def event_key(self) -> str:
@@ -148,7 +152,7 @@ def decode(
     )
     data = getattr(event, "data", None)
     return Decoded(
-        record=record,
+        source=record.source,
         event=event,
         program=program,
         event_id=explicit_id or _canonical_hash(body),

@@ -3,7 +3,8 @@ domain, then written back set-based by :mod:`services.adapters.repository`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -51,7 +52,6 @@ class ParkedEvent:
 
     program: str
     transaction_id: str
-    event_key: str
     event_id: str
     action: str
     body: dict[str, Any]
@@ -84,12 +84,53 @@ class UnitOfWork:
     coupons: dict[Key, Coupon | None] = field(default_factory=dict)
     changed_coupons: set[Key] = field(default_factory=set)
 
+    # How to undo the current event's changes (None: no event under way). Rules change
+    # customers and transactions in place, so each is copied when an event first takes it.
+    _undo: list[Callable[[], None]] | None = field(default=None, repr=False)
+    _kept: set[tuple[str, object]] = field(default_factory=set, repr=False)
+
+    def begin_event(self) -> None:
+        """From here until ``end_event``, every change can be undone by ``rollback_event``:
+        an event applies wholly or leaves the unit of work exactly as it was."""
+        self._undo, self._kept = [], set()
+
+    def end_event(self) -> None:
+        self._undo = None
+
+    def rollback_event(self) -> None:
+        undo, self._undo = self._undo or [], None
+        for restore in reversed(undo):
+            restore()
+
+    def _keep(self, kind: str, key: object, restore: Callable[[], None]) -> None:
+        if self._undo is not None and (kind, key) not in self._kept:
+            self._kept.add((kind, key))
+            self._undo.append(restore)
+
+    def _keep_entry(self, kind: str, entries: dict[Any, Any], key: Any, changed: set[Any]) -> None:
+        """Remember an entry as it is now (or its absence) and whether it was changed."""
+        if self._undo is None or (kind, key) in self._kept:
+            return
+        present, before, was_changed = key in entries, entries.get(key), key in changed
+
+        def restore() -> None:
+            if present:
+                entries[key] = before
+            else:
+                entries.pop(key, None)
+            if not was_changed:
+                changed.discard(key)
+
+        self._keep(kind, key, restore)
+
     def put_catalog(self, key: CatalogKey, doc: dict[str, Any] | None) -> None:
+        self._keep_entry("catalog", self.catalog, key, self.changed_catalog)
         self.catalog[key] = doc
         self.changed_catalog.add(key)
 
     def put_coupon(self, program: str, coupon: Coupon) -> None:
         key = (program, coupon.code)
+        self._keep_entry("coupon", self.coupons, key, self.changed_coupons)
         self.coupons[key] = coupon
         self.changed_coupons.add(key)
 
@@ -107,16 +148,33 @@ class UnitOfWork:
     def customer(self, program: str, customer_id: str) -> Customer:
         """A loaded (and locked) customer; missing ones were created empty when loading."""
         key = (program, customer_id)
+        customer = self.customers[key]
+        if self._undo is not None and ("customer", key) not in self._kept:
+            self.customers[key] = replace(customer)  # the copy kept is the one changed
+            self._keep_entry("customer", self.customers, key, self.touched_customers)
+            self.customers[key] = customer
         self.touched_customers.add(key)
-        return self.customers[key]
+        return customer
 
     def transaction(self, program: str, transaction_id: str) -> Transaction | None:
-        return self.transactions.get((program, transaction_id))
+        key = (program, transaction_id)
+        txn = self.transactions.get(key)
+        if txn is not None and self._undo is not None and ("transaction", key) not in self._kept:
+            self.transactions[key] = txn.clone()
+            self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
+            self.transactions[key] = txn
+        return txn
 
     def put_transaction(self, txn: Transaction) -> None:
         key = (txn.program, txn.transaction_id)
+        self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
         self.transactions[key] = txn
         self.touched_transactions.add(key)
+
+    def mark_purchase_dates_stale(self, key: Key) -> None:
+        if key not in self.stale_purchase_dates:
+            self._keep("stale", key, lambda: self.stale_purchase_dates.discard(key))
+            self.stale_purchase_dates.add(key)
 
     def record(self, effects: Effects) -> None:
         self.ledger.extend(effects.ledger)
@@ -128,7 +186,7 @@ class UnitOfWork:
                     transaction_id=change.transaction["transaction_id"],
                     from_status=change.from_status.value if change.from_status else None,
                     to_status=change.to_status.value,
-                    event_key=meta.event_key,
+                    event_key=meta.event_id,
                     action=meta.action,
                     at=meta.occurred_at,
                 )

@@ -199,3 +199,26 @@ async def test_registered_transactions_are_enriched_from_the_catalog(kafka_boots
     assert json.loads(enriched[0].value)["data"]["transaction"]["shares"]["merchant"] > 0
     # The later rename did not rewrite history.
     assert (await dbq.transaction(program.name, "T0"))["items"][0]["product_name"] == "Super Cool T-Shirt"
+
+
+async def test_a_product_stored_in_the_older_shape_is_upgraded_on_read(
+    kafka_bootstrap, database_url, dbq: Db
+):
+    """A version-1 product (``name``, ``url``) written before the rename still enriches."""
+    program = make_program(f"old-{uuid.uuid4().hex[:6]}")
+    await dbq.pool.execute(
+        "INSERT INTO catalog (program, kind, id, doc, doc_version, updated_at)"
+        " VALUES ($1, 'product', 'old1', $2::jsonb, 1, now())",
+        program.name,
+        json.dumps({"product_id": "old1", "name": "Old Tee", "url": "https://shop/old1"}),
+    )
+    handlers = [enrichment(), transaction_enrichment(), checkout_ingestion()]
+    async with Engine(kafka_bootstrap, database_url, handlers, [program]) as engine:
+        items = [{"product_id": "old1", "subtotal": 10}]
+        checkout = {"action": "checkout", "event_id": "buy", "customer": "ann"}
+        await engine.send(
+            {**checkout, "data": {"transaction_id": "T", "total": 10, "items": items}}, topic="checkouts"
+        )
+        await engine.final_results(["buy", "enrich:T"])
+    item = (await dbq.transaction(program.name, "T"))["items"][0]
+    assert (item["product_name"], item["product_url"]) == ("Old Tee", "https://shop/old1")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.entrypoints.timer import PendingTimer
+from services.entrypoints.timer import pending_timer
 from services.service_layer.actions import (
     checkout_ingestion,
     pending_lifecycle,
@@ -70,7 +70,7 @@ async def test_results_of_the_engines_own_actions_are_marked_internal(kafka_boot
     program = make_program(f"int-{uuid.uuid4().hex[:6]}", pending_period={"seconds": 1})
     handlers = [checkout_ingestion(), pending_lifecycle(), transaction_enrichment()]
     engine = Engine(kafka_bootstrap, database_url, handlers, [program], timer_poll_seconds=0.2)
-    engine.background["pending-lifecycle"] = [PendingTimer.beside]
+    engine.peers["pending-lifecycle"] = [pending_timer]
     async with engine:
         body = event("checkout", "ann", "T", "buy", 0, total=10)
         body.pop("occurred_at")  # now: due a second later

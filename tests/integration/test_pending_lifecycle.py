@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from services.domain.program import Program
-from services.entrypoints.timer import PendingTimer
+from services.entrypoints.timer import pending_timer
 from services.service_layer.actions import checkout_ingestion, pending_lifecycle
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
@@ -44,7 +44,7 @@ def event(
 def lifecycle_engine(kafka: str, database_url: str, *programs: Program, timer: bool = False) -> Engine:
     engine = Engine(kafka, database_url, [checkout_ingestion(), pending_lifecycle()], list(programs))
     if timer:
-        engine.background["pending-lifecycle"] = [PendingTimer.beside]
+        engine.peers["pending-lifecycle"] = [pending_timer]
     return engine
 
 
@@ -145,8 +145,7 @@ async def test_timer_accepts_each_due_transaction_once_with_three_processes(
     count = 60
     async with lifecycle_engine(kafka_bootstrap, database_url, program) as engine:
         # Only checkout ingestion in-process; three lifecycle processes run the timer.
-        await engine.services[1].stop()
-        del engine.services[1]
+        await engine.stop_service("pending-lifecycle")
         timers = [
             await engine.spawn("services.lifecycle", tmp_path, LOYALTY_TIMER_POLL_SECONDS="0.2")
             for _ in range(3)

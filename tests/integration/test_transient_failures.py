@@ -92,7 +92,9 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
         """,
         topic,
     )
-    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap)
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, outbox_retention_seconds=86400
+    )
     pool = await create_pool(settings)
     try:
         assert await OutboxRelay(settings, pool).purge() >= 1

@@ -1,4 +1,7 @@
-"""Builders shared by the domain unit tests: a program, the seed checkout and its guest twin."""
+"""Builders shared by the domain unit tests: a program, the seed checkout and its guest twin.
+
+Checkouts start from the seed's JSON body, are validated by the wire contract and translated
+to the domain's :class:`Checkout` by the service layer, as in production."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from services.contract.inbound import CheckoutEvent
 from services.domain.customer import Customer
 from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
+from services.domain.purchase import Checkout
+from services.service_layer.actions import to_checkout
 
 CUSTOMER = SEED_CUSTOMER
 TID = SEED_TRANSACTION_ID
@@ -30,42 +35,52 @@ def make_program(**fields: Any) -> Program:
     return Program.model_validate(body)
 
 
-def seed(**data: Any) -> CheckoutEvent:
+def checkout(body: dict[str, Any]) -> Checkout:
+    """A checkout body as the rules get it: validated by the contract, then translated."""
+    return to_checkout(CheckoutEvent.model_validate(body))
+
+
+def seed_event(**data: Any) -> CheckoutEvent:
+    """The seed checkout as it comes on the wire."""
     body = seed_item_level_checkout()
     body["data"].update(data)
     return CheckoutEvent.model_validate(body)
 
 
-def seed_earning_45(**data: Any) -> CheckoutEvent:
+def seed(**data: Any) -> Checkout:
+    return to_checkout(seed_event(**data))
+
+
+def seed_earning_45(**data: Any) -> Checkout:
     """The seed checkout with its second item rewarded 25 partner points instead of 10: it
     earns 45, the figure the refund and lifecycle examples are worked out with."""
     body = seed_item_level_checkout()
     body["data"]["items"][1]["points_rewarded"] = 25
     body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
+    return checkout(body)
 
 
-def seed_computed(**data: Any) -> CheckoutEvent:
+def seed_computed(**data: Any) -> Checkout:
     """The seed checkout without its partner-computed item points: the program's rules price it."""
     body = seed_item_level_checkout()
     for item in body["data"]["items"]:
         del item["points_rewarded"]
     body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
+    return checkout(body)
 
 
-def guest_event(**data: Any) -> CheckoutEvent:
+def guest_event(**data: Any) -> Checkout:
     body = seed_item_level_checkout()
     body["data"]["items"][1]["points_rewarded"] = 25
     del body["customer"]
     body["guest"] = True
     body["data"]["points_burned"] = 0
     body["data"].update(data)
-    return CheckoutEvent.model_validate(body)
+    return checkout(body)
 
 
 def effects(action: str = "checkout", at: datetime = AT, key: str = "key-1") -> Effects:
-    return Effects(EventMeta("acme", key, "event-1", action, at))
+    return Effects(EventMeta("acme", key, action, at))
 
 
 def rich_customer(spendable: int = 100) -> Customer:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.contract.examples import seed_item_level_checkout
-from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
+from services.contract.inbound import CheckoutEvent
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, EventMeta, Parked, Rejected
@@ -20,16 +20,19 @@ from services.domain.lifecycle import reject_checkout
 from services.domain.program import Program
 from services.domain.refunds import partial_refund, refund, refund_item
 from services.domain.transaction import Status, Transaction
+from services.service_layer.actions import to_checkout
 from tests.unit.builders import (
     AT,
     BIG_BASKET,
     CUSTOMER,
     PENDING_SECONDS,
+    checkout,
     guest_event,
     make_program,
     seed,
     seed_computed,
     seed_earning_45,
+    seed_event,
 )
 
 SEED_ITEM_LEVEL = seed_item_level_checkout()
@@ -40,7 +43,7 @@ PENDING_PROGRAM = make_program(pending_period={"seconds": PENDING_SECONDS})
 
 
 def effects(action: str = "checkout", at: datetime = AT) -> Effects:
-    return Effects(EventMeta("acme", "key-1", "event-1", action, at))
+    return Effects(EventMeta("acme", "key-1", action, at))
 
 
 def rich_customer(spendable: int = 100) -> Customer:
@@ -157,7 +160,7 @@ def test_item_subtotal_derived_when_absent() -> None:
         del it["subtotal"]
         del it["points_rewarded"]
     c = rich_customer()
-    txn = register_checkout(PROGRAM, CheckoutEvent.model_validate(body), c, None, effects())
+    txn = register_checkout(PROGRAM, checkout(body), c, None, effects())
     assert [i.subtotal for i in txn.items] == [Decimal(95), Decimal(50)]
     assert [i.points_rewarded for i in txn.items] == [95, 50]
 
@@ -314,9 +317,9 @@ def test_campaign_window_uses_the_effective_event_time() -> None:
             "campaigns": [{"id": "jan", "points": 15, "conditions": {"ends_at": "2024-02-01T00:00:00Z"}}],
         }
     )
-    event = seed()
+    event = seed_event()
     assert event.occurred_at is None
-    txn = register_checkout(p, event, rich_customer(), None, effects(at=AT))  # AT is in March
+    txn = register_checkout(p, to_checkout(event), rich_customer(), None, effects(at=AT))  # AT is in March
     assert txn.points_bonus == 0
 
 
@@ -331,12 +334,6 @@ def test_item_with_discount_above_its_price_is_invalid() -> None:
 # --- Guest claims -------------------------------------------------------------------------------
 
 
-def claim(tid: str = "1703545579", customer: str = CUSTOMER) -> CheckoutClaimEvent:
-    return CheckoutClaimEvent.model_validate(
-        {"action": "checkout_claim", "customer": customer, "data": {"transaction_id": tid}}
-    )
-
-
 def guest_txn(program: Program = PROGRAM) -> Transaction:
     return register_checkout(program, guest_event(), None, None, effects())
 
@@ -346,7 +343,7 @@ def test_claim_of_an_accepted_guest_checkout_credits_points_and_purchase() -> No
     c = Customer(program="acme", customer_id=CUSTOMER)
     later = AT + timedelta(days=1)
     fx = effects("checkout_claim", later)
-    claim_guest_checkout(claim(), c, txn, fx)
+    claim_guest_checkout(c, txn, fx)
     assert txn.customer == CUSTOMER
     assert txn.updated_at == later
     assert txn.points_earned == 45
@@ -365,7 +362,7 @@ def test_claim_of_a_pending_guest_checkout_gives_pending_points() -> None:
     assert txn.status is Status.pending
     c = Customer(program="acme", customer_id=CUSTOMER)
     fx = effects("checkout_claim")
-    claim_guest_checkout(claim(), c, txn, fx)
+    claim_guest_checkout(c, txn, fx)
     assert txn.points_pending == 45
     assert txn.points_earned == 0
     assert balances(c) == (0, 0, 45, 0)
@@ -377,13 +374,13 @@ def test_claim_of_a_pending_guest_checkout_gives_pending_points() -> None:
 def test_claiming_twice_is_rejected() -> None:
     txn = guest_txn()
     c = Customer(program="acme", customer_id=CUSTOMER)
-    claim_guest_checkout(claim(), c, txn, effects("checkout_claim"))
+    claim_guest_checkout(c, txn, effects("checkout_claim"))
     before = state(c)
     other = Customer(program="acme", customer_id="someone-else")
     for who in (c, other):
         fx = effects("checkout_claim")
         with pytest.raises(Rejected) as exc:
-            claim_guest_checkout(claim(customer=who.customer_id), who, txn, fx)
+            claim_guest_checkout(who, txn, fx)
         assert exc.value.code == "already_claimed"
         assert fx.ledger == [] and fx.webhooks == []
     assert state(c) == before
@@ -395,7 +392,7 @@ def test_claiming_a_customer_checkout_is_rejected() -> None:
     txn = register_checkout(PROGRAM, seed(), rich_customer(), None, effects())
     c = Customer(program="acme", customer_id="other")
     with pytest.raises(Rejected) as exc:
-        claim_guest_checkout(claim(customer="other"), c, txn, effects("checkout_claim"))
+        claim_guest_checkout(c, txn, effects("checkout_claim"))
     assert exc.value.code == "not_a_guest_checkout"
     assert txn.customer == CUSTOMER
     assert balances(c) == (0, 0, 0, 0)
@@ -406,7 +403,7 @@ def test_claiming_a_draft_parks_until_its_checkout_arrives() -> None:
     txn.status = Status.draft
     c = Customer("acme", CUSTOMER)
     with pytest.raises(Parked) as exc:
-        claim_guest_checkout(claim(), c, txn, effects("checkout_claim"))
+        claim_guest_checkout(c, txn, effects("checkout_claim"))
     assert exc.value.code == "awaiting_checkout"
     assert txn.customer is None and c.score == 0
 
@@ -429,7 +426,7 @@ def test_a_claim_commutes_with_a_change_sent_on_another_partition(change: str) -
         c = Customer("acme", CUSTOMER)
 
         def do_claim() -> None:
-            claim_guest_checkout(claim(), c, txn, effects("checkout_claim", AT + timedelta(hours=1)))
+            claim_guest_checkout(c, txn, effects("checkout_claim", AT + timedelta(hours=1)))
 
         def do_change() -> None:
             CHANGES[change](c if txn.customer else None, txn, effects(change, AT + timedelta(hours=2)))

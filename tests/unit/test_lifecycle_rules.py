@@ -26,7 +26,9 @@ from services.domain.lifecycle import (
     update_checkout,
 )
 from services.domain.program import Program
+from services.domain.purchase import CheckoutUpdate
 from services.domain.transaction import Status, Transaction
+from services.service_layer.actions import to_checkout_update
 from tests.unit import builders
 from tests.unit.builders import (
     AT,
@@ -58,8 +60,9 @@ REJECT_ON_EXPIRY = make_program(pending_period={"seconds": PENDING_SECONDS, "on_
 
 def update_event(
     total: Any = 200, subtotals: list[Any] | None = None, customer: str | None = CUSTOMER, **data: Any
-) -> CheckoutUpdateEvent:
-    """A checkout_update; by default one item whose subtotal is the whole total."""
+) -> CheckoutUpdate:
+    """A checkout_update as the rule gets it (validated by the contract, then translated); by
+    default one item whose subtotal is the whole total."""
     items = [{"product_id": f"p{i}", "subtotal": s} for i, s in enumerate(subtotals or [total])]
     body: dict[str, Any] = {
         "action": "checkout_update",
@@ -67,7 +70,7 @@ def update_event(
     }
     if customer is not None:
         body["customer"] = customer
-    return CheckoutUpdateEvent.model_validate(body)
+    return to_checkout_update(CheckoutUpdateEvent.model_validate(body))
 
 
 def state(c: Customer) -> tuple[Any, ...]:
@@ -129,7 +132,7 @@ def unspend(c: Customer | None, txn: Transaction, at: datetime = LATER) -> Effec
     return fx
 
 
-def update(c: Customer | None, txn: Transaction, event: CheckoutUpdateEvent, at: datetime = LATER) -> Effects:
+def update(c: Customer | None, txn: Transaction, event: CheckoutUpdate, at: datetime = LATER) -> Effects:
     fx = effects("checkout_update", at)
     update_checkout(PROGRAM, event, c, txn, fx)
     return fx
@@ -466,7 +469,7 @@ def _do_unspend(c: Customer | None, txn: Transaction, fx: Effects) -> None:
 @pytest.mark.parametrize("action", [*ACTIONS, "unspend"])
 def test_lifecycle_event_on_a_draft_parks_until_its_checkout(action: str) -> None:
     c = rich_customer()
-    txn = Transaction.draft("acme", TID, CUSTOMER, AT)
+    txn = Transaction.draft("acme", TID, AT)
     before_c, before_t = state(c), txn.snapshot()
     fx = effects(action, LATER)
     with pytest.raises(Parked) as exc:
@@ -744,7 +747,7 @@ def test_expiry_of_a_settled_transaction_is_refused(status: Status) -> None:
 
 
 def test_expiry_of_a_draft_is_refused() -> None:
-    txn = Transaction.draft("acme", TID, CUSTOMER, AT)
+    txn = Transaction.draft("acme", TID, AT)
     with pytest.raises(Rejected) as exc:
         expire_pending(PROGRAM, None, txn, effects("auto_expire", DUE))
     assert exc.value.code == "not_due"
@@ -823,8 +826,10 @@ def test_updates_then_accept_or_reject_keep_the_ledger_invariant(
         body: dict[str, Any] = {"transaction_id": TID, "total": total, "items": items}
         if burn is not None:
             body["points_burned"] = burn
-        event = CheckoutUpdateEvent.model_validate(
-            {"action": "checkout_update", "customer": CUSTOMER, "data": body}
+        event = to_checkout_update(
+            CheckoutUpdateEvent.model_validate(
+                {"action": "checkout_update", "customer": CUSTOMER, "data": body}
+            )
         )
         ufx = effects("checkout_update", at, key=f"u{n}")
         if burn is not None and burn > limit:

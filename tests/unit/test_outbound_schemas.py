@@ -18,12 +18,18 @@ from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
 
 from services.config.settings import Topics
 from services.contract.examples import seed_item_level_checkout
-from services.contract.outbound import DLQ_HEADERS, TransactionSnapshot, WebhookType
-from services.domain.effects import Effects, EventMeta, Unapplied
-from services.domain.program import Program
+from services.contract.outbound import (
+    DLQ_HEADERS,
+    EventResultMessage,
+    TransactionSnapshot,
+    TransactionStatusMessage,
+    WebhookMessage,
+    WebhookType,
+)
 from services.domain.transaction import Transaction
 from services.service_layer.actions import ACTIONS
-from services.service_layer.decoding import Invalid, RawRecord
+from services.service_layer.batch import BatchCore
+from services.service_layer.decoding import Decoded, Invalid, RawRecord
 from services.service_layer.messages import OutboxBuilder, OutboxMessage
 from services.service_layer.unit_of_work import UnitOfWork
 from tests.unit.builders import AT, CUSTOMER, PENDING_SECONDS, TID, make_program, rich_customer
@@ -71,35 +77,27 @@ class Scenario:
         self.uow = UnitOfWork()
         self.uow.customers[("acme", CUSTOMER)] = rich_customer(100)
         self.builder = OutboxBuilder(TOPICS)
+        self.core = BatchCore({PROGRAM.name: PROGRAM}, ACTIONS, self.builder)
         self.messages: list[OutboxMessage] = []
         self.n = 0
 
-    def send(self, body: dict[str, Any], at: datetime = AT, program: Program = PROGRAM) -> None:
+    def send(self, body: dict[str, Any], at: datetime = AT) -> None:
+        """One event through the batch core (drafts, parking and releases included)."""
         self.n += 1
         action = body["action"]
         event: Any = ACTIONS[action].model.model_validate(body)
-        event_id = f"event-{self.n}"
-        effects = Effects(EventMeta(program.name, f"key-{self.n}", event_id, action, at))
-        outcome: Any = "applied"
-        error = None
-        try:
-            ACTIONS[action].apply(self.uow, program, event, effects)
-        except Unapplied as unapplied:
-            outcome = "parked" if type(unapplied).__name__ == "Parked" else "rejected"
-            error = (unapplied.code, unapplied.message)
-        tid = getattr(event.data, "transaction_id", None)
-        self.messages += self.builder.effects(program, effects)
-        self.messages.append(
-            self.builder.result(
-                event_id=event_id,
-                program=program.name,
-                action=action,
-                transaction_id=tid,
-                outcome=outcome,
-                error=error,
-                effects=effects,
-            )
+        decoded = Decoded(
+            source=f"test:0:{self.n}",
+            event=event,
+            program=PROGRAM.name,
+            event_id=f"event-{self.n}",
+            action=action,
+            occurred_at=at,
+            transaction_id=getattr(event.data, "transaction_id", None),
         )
+        before = len(self.uow.outbox)
+        self.core.apply(self.uow, [decoded], [True])
+        self.messages += self.uow.outbox[before:]
 
     def snapshots(self) -> list[dict[str, Any]]:
         return [
@@ -151,8 +149,9 @@ def _run_everything() -> Scenario:
         "longitude": "2.3522",
     }
 
-    # An accept before its checkout: a draft (status change None -> draft), the event parks.
-    s.send(_event("checkout_accept", transaction_id=TID))
+    # An accept before its checkout: a draft (status change None -> draft), the event parks
+    # (its checkout never comes here).
+    s.send(_event("checkout_accept", transaction_id="t-never"))
     s.send(_checkout(TID, coupons=["C1"], offers=["O1", "O2"], store="S1"), at=later)
     s.send(
         _event(
@@ -329,3 +328,18 @@ def test_dead_letters_match_the_headers(scenario: Scenario) -> None:
         headers = dict(message.headers)
         assert list(headers) == list(DLQ_HEADERS)
         assert _errors(_asyncapi_validator("dlq", "headers"), headers) == []
+
+
+def test_messages_are_the_bytes_the_contract_models_give(scenario: Scenario) -> None:
+    """The builder encodes plain dicts for speed: the bytes must be those of the models."""
+    models = {
+        TOPICS.transaction_status: TransactionStatusMessage,
+        TOPICS.webhooks: WebhookMessage,
+        TOPICS.event_results: EventResultMessage,
+    }
+    checked = 0
+    for message in scenario.messages:
+        if (model := models.get(message.topic)) is not None:
+            assert model.model_validate_json(message.value).model_dump_json().encode() == message.value
+            checked += 1
+    assert checked > 50

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.domain.allocation import proportional_share
 from services.domain.checkout import claim_guest_checkout, register_checkout
 from services.domain.customer import Customer, LedgerEntry, Movement
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.lifecycle import accept_checkout, reject_checkout
 from services.domain.program import Program, Rounding
+from services.domain.purchase import Checkout
 from services.domain.refunds import (
     partial_refund,
     refund,
@@ -39,6 +39,7 @@ from tests.unit.builders import (
     PENDING_SECONDS,
     TID,
     balances,
+    checkout,
     effects,
     guest_event,
     make_program,
@@ -549,7 +550,7 @@ def test_refund_of_a_refunded_transaction_is_rejected() -> None:
 
 def test_refund_of_a_draft_parks_until_its_checkout() -> None:
     c = rich_customer()
-    txn = Transaction.draft("acme", TID, CUSTOMER, AT)
+    txn = Transaction.draft("acme", TID, AT)
     for call in (whole_refund(), partial(10), item("001")):
         assert refused(call, c, txn, Parked) == "awaiting_checkout"
 
@@ -713,10 +714,7 @@ def test_refund_of_an_unclaimed_guest_checkout_changes_only_the_transaction() ->
 def test_refund_of_a_claimed_guest_checkout_gives_back_what_the_claim_gave() -> None:
     c = rich_customer()
     txn = register_checkout(PROGRAM, guest_event(), None, None, effects())
-    claim = CheckoutClaimEvent.model_validate(
-        {"action": "checkout_claim", "customer": CUSTOMER, "data": {"transaction_id": TID}}
-    )
-    claim_guest_checkout(claim, c, txn, effects("checkout_claim", LATER))
+    claim_guest_checkout(c, txn, effects("checkout_claim", LATER))
     assert balances(c) == (145, 145, 0, 0)
     fx = do_refund(c, txn, at=LATER + timedelta(hours=1))
     assert moves(fx) == [(Movement.revoked, 45)]
@@ -730,7 +728,7 @@ def test_refund_of_a_claimed_guest_checkout_gives_back_what_the_claim_gave() -> 
 def _free_checkout(c: Customer) -> Transaction:
     """A free purchase (total 0) that still earns a fixed campaign bonus and burns points."""
     p = make_program(earn={"level": "item", "campaigns": [{"id": "welcome", "points": 7}]})
-    event = CheckoutEvent.model_validate(
+    event = checkout(
         {
             "action": "checkout",
             "customer": CUSTOMER,
@@ -851,7 +849,7 @@ class Scenario:
     def customer(self) -> Customer:
         return Customer(program="acme", customer_id=CUSTOMER, **self.s0)
 
-    def event(self) -> CheckoutEvent:
+    def event(self) -> Checkout:
         items = [
             {"product_id": line.product_id, "subtotal": line.subtotal, "quantity": line.quantity}
             for line in self.lines
@@ -864,7 +862,7 @@ class Scenario:
             "items": items,
             "coupons": list(self.coupons),
         }
-        return CheckoutEvent.model_validate({"action": "checkout", "customer": CUSTOMER, "data": data})
+        return checkout({"action": "checkout", "customer": CUSTOMER, "data": data})
 
     def world(self) -> tuple[Customer, Transaction, list[Effects]]:
         """S0, then the checkout (accepted at once, or pending then accepted)."""
@@ -1198,7 +1196,7 @@ def test_coupon_unredeem_after_a_reject_gives_the_coupon_back_once() -> None:
 
 
 def test_unredeem_on_a_draft_parks() -> None:
-    txn = Transaction.draft("acme", TID, CUSTOMER, AT)
+    txn = Transaction.draft("acme", TID, AT)
     with pytest.raises(Parked):
         unredeem_coupon(txn, "X", effects("coupon_unredeem"))
     with pytest.raises(Parked):
