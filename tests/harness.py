@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.adapters.kafka import client_options
 from services.admin import create_topics
 from services.config.programs import dump_programs
 from services.config.settings import Settings, Topics
@@ -79,14 +80,12 @@ class Engine:
         return str(getattr(self.settings.topics, name))
 
     async def __aenter__(self) -> Engine:
-        await create_topics(
-            self.settings.kafka_bootstrap_servers, self.settings.topics, self.settings.topic_partitions
-        )
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers, acks="all")
+        await create_topics(self.settings)
+        self._producer = AIOKafkaProducer(**client_options(self.settings), acks="all")
         await self._producer.start()
         self._collector = AIOKafkaConsumer(
             *[self.output(n) for n in OUTPUTS],
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **client_options(self.settings),
             auto_offset_reset="earliest",
             group_id=None,
         )

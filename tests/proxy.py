@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 
 
 class CuttableProxy:
@@ -47,5 +48,46 @@ class CuttableProxy:
                     await writer.drain()
             writer.transport.abort()
 
-        await asyncio.gather(pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer))
+        await asyncio.gather(
+            pipe(client_reader, upstream_writer), self._downstream(upstream_reader, client_writer)
+        )
         self._writers -= {client_writer, upstream_writer}
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Upstream to client, as is."""
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+
+class KafkaProxy(CuttableProxy):
+    """A cuttable proxy in front of a single Kafka broker. A Kafka client connects to the
+    broker's advertised address, not to the bootstrap address it was given, so the proxy
+    rewrites the advertised port in every response frame (metadata, find-coordinator): the
+    host string followed by the broker's port, as a big-endian int32, becomes the same host
+    followed by the proxy's port (same length, so frames keep their size). Every connection
+    then goes through the proxy, and a cut is a real broker outage for the clients behind it."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__(target_host, target_port)
+        self._advertised = target_host.encode() + struct.pack(">i", target_port)
+        self._proxied = target_host.encode() + struct.pack(">i", self.port)
+        self.rewrites = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.target[0]}:{self.port}"
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+            while True:
+                size = await reader.readexactly(4)
+                frame = await reader.readexactly(struct.unpack(">i", size)[0])
+                if self._advertised in frame:
+                    self.rewrites += 1
+                    frame = frame.replace(self._advertised, self._proxied)
+                writer.write(size + frame)
+                await writer.drain()
+        writer.transport.abort()

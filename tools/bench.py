@@ -45,6 +45,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.adapters.kafka import client_options
 from services.adapters.postgres import create_pool
 from services.adapters.relay import OutboxRelay
 from services.adapters.repository import PostgresStorage, PostgresStore
@@ -94,7 +95,7 @@ def checkout(n: int, customers: int) -> dict[str, Any]:
 
 async def produce(settings: Settings, topic: str, bodies: list[bytes], keys: list[bytes]) -> float:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         acks="all",
         linger_ms=10,
         max_batch_size=512 * 1024,
@@ -110,7 +111,7 @@ async def produce(settings: Settings, topic: str, bodies: list[bytes], keys: lis
 
 async def probe_consume(settings: Settings, count: int) -> float:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
@@ -201,7 +202,7 @@ async def _published(settings: Settings, prefix: str) -> tuple[dict[str, int], d
     ``prefix``, read back from the topics: published outbox rows are deleted by default, so the
     outbox no longer keeps them."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=None,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
@@ -352,7 +353,7 @@ async def bench_replicas(
     processes in one group, from their start until every outbox row is published."""
     prefix = f"{settings.group_prefix}r{replicas}."
     run = settings.model_copy(update={"topics": Topics().prefixed(prefix), "group_prefix": prefix})
-    await create_topics(run.kafka_bootstrap_servers, run.topics, run.topic_partitions)
+    await create_topics(run)
     events = [checkout(n, max(count // 10, 1)) for n in range(count)]
     for n, body in enumerate(events):
         body["event_id"] = f"r{replicas}-{n}"
@@ -397,7 +398,7 @@ async def main() -> None:
         }
     )
     await run_migrations(settings)
-    await create_topics(settings.kafka_bootstrap_servers, settings.topics, settings.topic_partitions)
+    await create_topics(settings)
 
     customers = max(count // 10, 1)
     events = [checkout(n, customers) for n in range(count)]

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.adapters.kafka import client_options
 from services.admin import create_topics
 from services.config.settings import Settings, Topics
 from tools import cpu
@@ -74,7 +75,7 @@ class _Seen:
         self.results: dict[str, float] = {}
         self.webhooks: dict[str, list[float]] = {}
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, auto_offset_reset="earliest"
+            **client_options(settings), group_id=None, auto_offset_reset="earliest"
         )
 
     async def run(self) -> None:
@@ -103,10 +104,10 @@ async def bench_load(
 ) -> LoadResult:
     """``body(n)``: the n-th checkout (its own event id and transaction id); ``body(-1)`` warms up."""
     settings = base.model_copy(update={"topics": Topics().prefixed(f"{tag}."), "group_prefix": f"{tag}."})
-    await create_topics(settings.kafka_bootstrap_servers, settings.topics, settings.topic_partitions)
+    await create_topics(settings)
     seen = _Seen(settings)
     reader = asyncio.create_task(seen.run())
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     env = {**os.environ, **settings.as_env(), "LOYALTY_LOG_LEVEL": "WARNING"}
     process = await asyncio.create_subprocess_exec(

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.adapters.kafka import client_options
 from services.config.settings import Settings
 from services.contract.examples import (
     SEED_CUSTOMER,
@@ -174,7 +175,7 @@ async def main() -> None:
     settings = Settings()
     topics = settings.topics
     outputs = [topics.event_results, topics.transaction_status, topics.webhooks, topics.dlq]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         partitions = [
@@ -185,7 +186,7 @@ async def main() -> None:
     except Exception as exc:
         await producer.stop()
         raise SystemExit(f"output topics missing ({exc}): is `make run` running? It creates them.") from exc
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None)
     await consumer.start()
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)

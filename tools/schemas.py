@@ -110,12 +110,28 @@ ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
 _COMPONENT = "#/components/schemas/{model}"
 
+# W3C Trace Context (services/service_layer/docs/tracing.md): read on every inbound record,
+# written on every outbound one.
+TRACE_HEADERS = {
+    "traceparent": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-.*)?$",
+        "description": "W3C Trace Context. Inbound: the trace the event belongs to (a malformed one is "
+        "ignored and a new trace started). Outbound: the trace of the event that caused the message, "
+        "as a child of the span that handled it.",
+    },
+    "tracestate": {
+        "type": "string",
+        "description": "W3C Trace Context vendor state, passed through from the inbound record.",
+    },
+}
 INBOUND_HEADERS = {
     "type": "object",
     "description": "Optional headers of an inbound event; the body's fields win over them.",
     "properties": {
         "event-id": {"type": "string", "description": "The idempotency key, when the body has no event_id."},
         "program": {"type": "string", "description": "The program (tenant), when the body names none."},
+        **TRACE_HEADERS,
     },
 }
 STANDARD_WEBHOOK_HEADERS = {
@@ -251,6 +267,7 @@ def asyncapi(topics: Topics, app_version: str) -> dict[str, Any]:
         "title": "Transaction status change",
         "summary": "A transaction changed status, with its snapshot after the change.",
         "contentType": "application/json",
+        "headers": {"type": "object", "properties": TRACE_HEADERS},
         "payload": payload_ref(("outbound", "TransactionStatusMessage"), "serialization"),
         "bindings": _kafka_key("The transaction id."),
     }
@@ -282,6 +299,7 @@ def asyncapi(topics: Topics, app_version: str) -> dict[str, Any]:
                     "webhook secret>, when the program has a secret.",
                 },
                 **STANDARD_WEBHOOK_HEADERS,
+                **TRACE_HEADERS,
             },
         }
         messages[kind] = {
@@ -314,7 +332,8 @@ def asyncapi(topics: Topics, app_version: str) -> dict[str, Any]:
                     "type": "string",
                     "const": "true",
                     "description": "Present on results of the engine's own actions (as the body's internal).",
-                }
+                },
+                **TRACE_HEADERS,
             },
         },
         "payload": payload_ref(("outbound", "EventResultMessage"), "serialization"),
@@ -336,7 +355,10 @@ def asyncapi(topics: Topics, app_version: str) -> dict[str, Any]:
         "headers": {
             "type": "object",
             "required": list(outbound.DLQ_HEADERS),
-            "properties": {name: DLQ_HEADER_SCHEMAS[name] for name in outbound.DLQ_HEADERS},
+            "properties": {
+                **{name: DLQ_HEADER_SCHEMAS[name] for name in outbound.DLQ_HEADERS},
+                **TRACE_HEADERS,
+            },
         },
         "payload": {"type": "string", "description": "The original value bytes, unchanged."},
         "bindings": _kafka_key("The original key (absent when the record had none).", nullable=True),

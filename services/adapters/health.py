@@ -1,13 +1,67 @@
 """Per-service operations endpoint on 127.0.0.1:<metrics_port>: ``/metrics`` (Prometheus),
-``/healthz`` (the process answers) and ``/readyz`` (started, and the last batch did not fail).
-A few lines of asyncio instead of a web framework: consumers need nothing more."""
+``/healthz`` (the process answers) and ``/readyz`` (``Readiness``: started, broker and database
+reachable, no batch stuck retrying). A few lines of asyncio instead of a web framework:
+consumers need nothing more."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+
+class Readiness:
+    """What ``/readyz`` answers, tracked as the process runs (docs/retries.md):
+
+    - started (and not stopping);
+    - the database reachable: its latest sign (a committed batch, a successful probe) was a
+      success, not a failure (a transient error in a batch or a failed probe);
+    - the broker reachable: likewise (records polled, a successful metadata probe);
+    - no batch stuck: none has been retrying transient failures for ``stuck_after`` seconds.
+
+    A busy consumer is ready: a batch in progress says nothing against it."""
+
+    def __init__(self, stuck_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stuck_after = stuck_after
+        self.clock = clock
+        self.started = False
+        self._last: dict[str, tuple[bool, float]] = {}  # "database"/"broker" -> (ok, when)
+        self._retrying_since: dict[str, float] = {}  # batch source (topic) -> first failure
+
+    def saw(self, dependency: str, ok: bool) -> None:
+        """A sign of life (or of failure) of ``"database"`` or ``"broker"``."""
+        self._last[dependency] = (ok, self.clock())
+
+    def reachable(self, dependency: str) -> bool:
+        return self._last.get(dependency, (False, 0.0))[0]
+
+    def retrying(self, source: str, unreachable: bool = True) -> None:
+        """A batch from ``source`` met a transient failure (and will be tried again);
+        ``unreachable``: the failure says the database is away (not a deadlock)."""
+        self._retrying_since.setdefault(source, self.clock())
+        if unreachable:
+            self.saw("database", False)
+
+    def done(self, source: str) -> None:
+        """A batch from ``source`` committed."""
+        self._retrying_since.pop(source, None)
+        self.saw("database", True)
+
+    def stuck(self) -> list[str]:
+        now = self.clock()
+        return sorted(s for s, since in self._retrying_since.items() if now - since >= self.stuck_after)
+
+    def reasons(self) -> list[str]:
+        """Why the process is not ready (empty: ready)."""
+        reasons = [] if self.started else ["not started"]
+        reasons += [f"{d} unreachable" for d in ("database", "broker") if not self.reachable(d)]
+        reasons += [f"{source} stuck retrying" for source in self.stuck()]
+        return reasons
+
+    def __call__(self) -> bool:
+        return not self.reasons()
 
 
 class HealthServer:

@@ -2,14 +2,20 @@
 
 Invalid is not transient (docs/retries.md): only failures that may go away by themselves
 (connection lost, database restarting, deadlock, serialization failure) are retried, with
-capped exponential back-off and without end, so nothing is skipped. Anything else propagates.
+capped exponential back-off with full jitter, so nothing is skipped. Anything else propagates.
+Inside a ``RetryScope`` (a consumer's batch) retrying stops at the scope's deadline and the
+last transient error propagates, so the caller can go back to polling Kafka and try again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -51,19 +57,65 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError | ConnectionError)
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """A transient failure that says the database is away (not a deadlock or a conflict)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return (getattr(exc, "sqlstate", "") or "").startswith(("08", "57P"))
+    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError | ConnectionError)
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog")
 
 
 class Backoff:
-    def __init__(self, settings: Settings) -> None:
+    """Capped exponential back-off with full jitter: wait ``n`` (from 0) sleeps a delay drawn
+    uniformly from ``[0, min(cap, initial * 2**n)]``, so many clients that failed together
+    (every consumer when the database restarts) do not retry together. ``delay`` is the next
+    wait's delay, drawn in advance (for logs)."""
+
+    def __init__(self, settings: Settings, rng: random.Random | None = None) -> None:
         self.initial = settings.retry_initial_seconds
         self.cap = settings.retry_max_seconds
-        self.delay = self.initial
+        self.attempt = 0
+        self._rng = rng or random.Random()
+        self.delay = self._draw()
+
+    def ceiling(self) -> float:
+        """The upper bound of the next delay."""
+        return min(self.cap, self.initial * 2.0 ** min(self.attempt, 32))
+
+    def _draw(self) -> float:
+        return self._rng.uniform(0, self.ceiling())
 
     async def wait(self) -> None:
         await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, self.cap)
+        self.attempt += 1
+        self.delay = self._draw()
+
+
+class RetryScope:
+    """A bound on ``retrying`` for the work run inside ``retry_scope``: no back-off sleep goes
+    past ``deadline`` (``time.monotonic()``); the transient error propagates instead.
+    ``on_retry`` is called with each transient failure (readiness tracks stuck batches)."""
+
+    def __init__(
+        self, budget_seconds: float, on_retry: Callable[[BaseException], None] = lambda exc: None
+    ) -> None:
+        self.deadline = time.monotonic() + budget_seconds
+        self.on_retry = on_retry
+
+
+_scope: ContextVar[RetryScope | None] = ContextVar("retry_scope", default=None)
+
+
+@contextmanager
+def retry_scope(scope: RetryScope) -> Iterator[RetryScope]:
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
 
 
 async def retrying(
@@ -72,7 +124,8 @@ async def retrying(
     attempt: Callable[[], Awaitable[T]],
     retry_on: Callable[[BaseException], bool] = is_transient,
 ) -> T:
-    """Run ``attempt`` until it succeeds or fails with an error ``retry_on`` rejects."""
+    """Run ``attempt`` until it succeeds or fails with an error ``retry_on`` rejects (or, inside
+    a ``retry_scope``, until its deadline: then the last error propagates)."""
     backoff = Backoff(settings)
     while True:
         try:
@@ -80,6 +133,12 @@ async def retrying(
         except Exception as exc:
             if not retry_on(exc):
                 raise
+            scope = _scope.get()
+            if scope is not None:
+                scope.on_retry(exc)
+                if time.monotonic() + backoff.delay > scope.deadline:
+                    log.warning("transient_failure_retry_budget_spent", what=what, error=repr(exc))
+                    raise
             log.warning("transient_failure_retrying", what=what, error=repr(exc), delay=backoff.delay)
             await backoff.wait()
 

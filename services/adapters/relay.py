@@ -22,6 +22,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter as Metric
 
+from services.adapters.kafka import check_access, client_options, is_retryable_start_failure
 from services.adapters.postgres import Backoff, is_transient, retrying
 from services.config.settings import Settings
 
@@ -41,6 +42,15 @@ _PURGE = """
     DELETE FROM outbox WHERE ctid = ANY(ARRAY(
         SELECT ctid FROM outbox
         WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED))
+"""
+# Inbox retention (issue 13; docs/idempotency.md): keys past ``inbox_retention_seconds``, in
+# the same bounded ctid batches, through the index on received_at; at most this many batches
+# a run, so publishing goes on between runs of a large first purge.
+_INBOX_PURGE_BATCHES_PER_RUN = 20
+_PURGE_INBOX = """
+    DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM inbox WHERE received_at < now() - make_interval(secs => $1)
         LIMIT $2 FOR UPDATE SKIP LOCKED))
 """
 
@@ -71,17 +81,26 @@ class OutboxRelay:
         self._known_topics: set[str] = set()
         self._missing_topics: dict[str, float] = {}  # topic -> when to look it up again
         self._next_purge = 0.0
+        self._next_inbox_purge = 0.0
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+        self.producer = producer = AIOKafkaProducer(
+            **client_options(self.settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             max_batch_size=256 * 1024,
         )
-        # The broker may not be up yet: any start failure is worth another try.
-        await retrying("start_relay_producer", self.settings, self.producer.start, retry_on=lambda exc: True)
+
+        async def start_producer() -> None:
+            await check_access(self.settings)  # a refused login stops start-up at once
+            await producer.start()
+
+        # The broker may not be up yet: any start failure is worth another try, but a refused
+        # login or certificate (KafkaAccessError) is not.
+        await retrying(
+            "start_relay_producer", self.settings, start_producer, retry_on=is_retryable_start_failure
+        )
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     def notify(self) -> None:
@@ -102,6 +121,8 @@ class OutboxRelay:
                 published = await self.publish_once()
                 if self.settings.outbox_retention_seconds > 0 and time.monotonic() >= self._next_purge:
                     await self.purge()
+                if self.settings.inbox_retention_seconds > 0 and time.monotonic() >= self._next_inbox_purge:
+                    await self.purge_inbox()
                 backoff = Backoff(self.settings)
             except asyncio.CancelledError:
                 raise
@@ -125,6 +146,23 @@ class OutboxRelay:
             purged += deleted
             if deleted < _PURGE_BATCH:
                 return purged
+
+    async def purge_inbox(self) -> int:
+        """Delete inbox keys past their retention, in bounded batches; return how many. When
+        the run's batches are used up, the next run follows the next claim instead of a minute
+        later."""
+        self._next_inbox_purge = time.monotonic() + _PURGE_EVERY_SECONDS
+        purged = 0
+        for _ in range(_INBOX_PURGE_BATCHES_PER_RUN):
+            status = await self.pool.execute(
+                _PURGE_INBOX, self.settings.inbox_retention_seconds, _PURGE_BATCH
+            )
+            deleted = int(status.split()[-1])
+            purged += deleted
+            if deleted < _PURGE_BATCH:
+                return purged
+        self._next_inbox_purge = 0.0
+        return purged
 
     def _set_aside(self) -> list[str]:
         now = time.monotonic()

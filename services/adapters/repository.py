@@ -22,6 +22,7 @@ from services.domain.customer import Customer
 from services.domain.transaction import Transaction
 from services.service_layer.messages import OutboxMessage, lane_of
 from services.service_layer.store import InboxRow
+from services.service_layer.tracing import parse_traceparent
 from services.service_layer.unit_of_work import CatalogKey, Key, ParkedEvent, UnitOfWork
 
 T = TypeVar("T")
@@ -133,7 +134,7 @@ async def read_parked(conn: asyncpg.Connection, transactions: Iterable[Key]) -> 
     rows = await conn.fetch(
         """
         SELECT id, program, transaction_id, event_id, action, body, body_version, occurred_at,
-               source, reason
+               source, reason, traceparent, tracestate
         FROM parked_events
         WHERE (program, transaction_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         ORDER BY id
@@ -152,6 +153,7 @@ async def read_parked(conn: asyncpg.Connection, transactions: Iterable[Key]) -> 
             occurred_at=row["occurred_at"],
             source=row["source"],
             reason=row["reason"],
+            trace=parse_traceparent(row["traceparent"], row["tracestate"]),
         )
         for row in rows
     ]
@@ -316,10 +318,12 @@ async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
         await conn.execute(
             """
             INSERT INTO parked_events (program, transaction_id, event_key, event_id, action, body,
-                                       body_version, occurred_at, source, reason)
-            SELECT p, t, k, e, a, b::jsonb, $10::int, o, s, r
+                                       body_version, occurred_at, source, reason, traceparent,
+                                       tracestate)
+            SELECT p, t, k, e, a, b::jsonb, $10::int, o, s, r, tp, ts
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                        $7::timestamptz[], $8::text[], $9::text[]) AS u(p, t, k, e, a, b, o, s, r)
+                        $7::timestamptz[], $8::text[], $9::text[], $11::text[], $12::text[])
+                 AS u(p, t, k, e, a, b, o, s, r, tp, ts)
             """,
             [e.program for e in parked],
             [e.transaction_id for e in parked],
@@ -331,6 +335,8 @@ async def _save_parked(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
             [e.source for e in parked],
             [e.reason for e in parked],
             CURRENT["parked"],
+            [e.trace.traceparent if e.trace else None for e in parked],
+            [e.trace.state if e.trace else None for e in parked],
         )
 
 

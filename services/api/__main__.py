@@ -22,6 +22,7 @@ uvicorn.run(
     port=settings.api_port,
     workers=settings.api_workers,
     access_log=False,
+    log_config=None,  # uvicorn's loggers keep services.config.logs's JSON handler
     log_level=settings.log_level.lower(),
     proxy_headers=True,
 )

@@ -21,6 +21,7 @@ from services.adapters.postgres import dumps, init_connection, is_transient
 from services.api import service
 from services.api.auth import ApiKeys
 from services.api.metrics import RequestMetrics
+from services.config.logs import configure_logging
 from services.config.programs import load_programs
 from services.config.settings import Settings
 from services.contract.api import (
@@ -280,4 +281,5 @@ def create_app(settings: Settings, programs: dict[str, Program]) -> FastAPI:
 def app_from_env() -> FastAPI:
     """The uvicorn factory (``python -m services.api``): settings and programs from the environment."""
     settings = Settings()
+    configure_logging(settings.log_level, settings.log_format, "api")  # also in each worker process
     return create_app(settings, load_programs(settings.programs_file))

@@ -15,12 +15,23 @@ class ProgramsConfigError(Exception):
     pass
 
 
+# Secrets never come from the programs file (a ConfigMap in production): refused by name.
+_SECRET_KEYS = frozenset({"webhook_secret", "webhook_secrets"})
+
+
 def parse_programs(raw: Any, source: str = "<programs>") -> dict[str, Program]:
     if not isinstance(raw, dict) or not isinstance(raw.get("programs"), dict) or not raw["programs"]:
         raise ProgramsConfigError(f"{source}: expected a mapping 'programs:' with at least one program")
     programs: dict[str, Program] = {}
     problems: list[str] = []
     for name, body in raw["programs"].items():
+        if isinstance(body, dict) and _SECRET_KEYS & body.keys():
+            for key in sorted(_SECRET_KEYS & body.keys()):
+                problems.append(
+                    f"programs.{name}.{key}: webhook secrets are not read from the programs file;"
+                    " give them in LOYALTY_WEBHOOK_SECRETS or LOYALTY_WEBHOOK_SECRETS_DIR (README.md)"
+                )
+            body = {k: v for k, v in body.items() if k not in _SECRET_KEYS}
         try:
             programs[str(name)] = Program.model_validate({**(body or {}), "name": str(name)})
         except ValidationError as exc:

@@ -121,7 +121,6 @@ class Program(_Strict):
     burn: BurnRules = BurnRules()
     pending_period: PendingPeriod | None = None
     shares: ShareRates = ShareRates()
-    webhook_secret: str | None = None
     # Read API keys bound to this program, stored as SHA-256 hex digests, never in clear
     # (services/api/docs/read-api.md; `python -m services.admin hash-api-key` makes one).
     api_keys_sha256: frozenset[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = frozenset()

@@ -24,6 +24,7 @@ group the autoscaler watches (``deploy/k8s/enrichment.yaml``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,22 +32,29 @@ from typing import Any, Protocol
 
 import asyncpg
 import structlog
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.adapters.health import HealthServer
-from services.adapters.postgres import create_pool, retrying
+from services.adapters.health import HealthServer, Readiness
+from services.adapters.kafka import broker_options, check_access, is_retryable_start_failure
+from services.adapters.postgres import RetryScope, create_pool, is_unreachable, retry_scope, retrying
 from services.adapters.relay import OutboxRelay
 from services.adapters.repository import PostgresStorage
 from services.config.logs import configure_logging
 from services.config.programs import load_programs
 from services.config.settings import Settings
 from services.domain.program import Program
+from services.entrypoints.signals import SignalsCollector
+from services.entrypoints.telemetry import configure_tracing
 from services.service_layer.decoding import RawRecord
 from services.service_layer.pipeline import BatchPipeline, EventHandler
 
 log = structlog.get_logger(__name__)
+# A readiness probe slower than this (a busy broker or pool) counts as a failure.
+_PROBE_TIMEOUT_SECONDS = 5.0
 
 
 def raw_record(record: Any) -> RawRecord:
@@ -115,8 +123,11 @@ class ConsumerProcess:
         self.pipelines: dict[str, BatchPipeline] = {}
         self.peers: list[Peer] = []
         self.started = False
-        self._failing: set[str] = set()  # topics whose last batch raised
-        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None)
+        # /readyz (docs/retries.md); a probe of the database and the broker while idle.
+        self.readiness = Readiness(settings.ready_stuck_seconds)
+        self._probe_task: asyncio.Task[None] | None = None
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=None, **broker_options(settings))
+        self.subscribers: list[tuple[str, Any]] = []  # (consumer group, subscriber)
         for handler in self.handlers:
             subscriber = self.broker.subscriber(
                 self.topic_of(handler),
@@ -126,24 +137,60 @@ class ConsumerProcess:
                 batch_timeout_ms=settings.batch_timeout_ms,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
+                max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
             )
             subscriber(self._on_batch(handler.topic))
+            self.subscribers.append((f"{settings.group_prefix}{handler.service}", subscriber))
 
     def topic_of(self, handler: EventHandler) -> str:
         return str(getattr(self.settings.topics, handler.topic))
 
     def _on_batch(self, topic: str) -> Callable[[KafkaMessage], Awaitable[None]]:
         async def on_batch(message: KafkaMessage) -> None:
-            # Thin entrypoint: adapt the records, hand them to the pipeline.
-            self._failing.add(topic)
-            await self.pipelines[topic].process([raw_record(r) for r in message.raw_message])
-            self._failing.discard(topic)
+            # Thin entrypoint: adapt the records, hand them to the pipeline. Transient failures
+            # are retried for a third of max.poll.interval at most; then the error propagates,
+            # FastStream rewinds the batch's partitions and the consumer polls again (staying
+            # in its group) and gets the same records back (docs/retries.md).
+            self.readiness.saw("broker", True)
+            budget = self.settings.consumer_max_poll_interval_ms / 1000 / 3
+            try:
+                scope = RetryScope(budget, lambda exc: self.readiness.retrying(topic, is_unreachable(exc)))
+                with retry_scope(scope):
+                    await self.pipelines[topic].process([raw_record(r) for r in message.raw_message])
+            except Exception as exc:
+                log.warning("batch_failed_polling_again", topic=topic, error=repr(exc))
+                raise
+            self.readiness.done(topic)
 
         on_batch.__name__ = on_batch.__qualname__ = f"on_{topic}_batch"
         return on_batch
 
     def ready(self) -> bool:
-        return self.started and not self._failing
+        return self.readiness()
+
+    async def _probe(self) -> None:
+        """Every ``health_probe_seconds``, a round trip to the database and to the broker."""
+        assert self.pool is not None and self.relay is not None and self.relay.producer is not None
+        pool, client = self.pool, self.relay.producer.client
+        topics = [self.topic_of(h) for h in self.handlers]
+
+        async def broker() -> None:
+            # Metadata of this process's own topics only: the whole cluster's can be thousands
+            # of topics, decoded in Python at every probe.
+            if not await client._metadata_update(ClusterMetadata(), topics):
+                raise KafkaError("no broker answered a metadata request")
+
+        checks = {"database": lambda: pool.fetchval("SELECT 1"), "broker": broker}
+        while True:
+            await asyncio.sleep(self.settings.health_probe_seconds)
+            for dependency, check in checks.items():
+                try:
+                    await asyncio.wait_for(check(), _PROBE_TIMEOUT_SECONDS)
+                except Exception as exc:
+                    log.warning("health_probe_failed", dependency=dependency, error=repr(exc))
+                    self.readiness.saw(dependency, False)
+                else:
+                    self.readiness.saw(dependency, True)
 
     async def start(self) -> None:
         try:
@@ -151,7 +198,10 @@ class ConsumerProcess:
         except BaseException:
             await self.stop()
             raise
-        self.started = True
+        self.started = self.readiness.started = True
+        self.readiness.saw("database", True)
+        self.readiness.saw("broker", True)
+        self._probe_task = asyncio.create_task(self._probe(), name="health-probe")
         log.info("service_started", service=self.name, topics=[self.topic_of(h) for h in self.handlers])
 
     async def _start(self) -> None:
@@ -165,35 +215,71 @@ class ConsumerProcess:
         }
 
         async def start_broker() -> None:
+            await check_access(self.settings)  # a refused login stops start-up at once
             try:
                 await self.broker.start()
             except Exception:
                 await self.broker.stop()
                 raise
 
-        # The broker may not be up yet: any start failure is worth another try.
-        await retrying("start_broker", self.settings, start_broker, retry_on=lambda exc: True)
+        # The broker may not be up yet: any start failure is worth another try, but a refused
+        # login or certificate (KafkaAccessError) is not.
+        await retrying("start_broker", self.settings, start_broker, retry_on=is_retryable_start_failure)
         parts = ProcessParts(self.settings, self.programs, pool, self.pipelines)
         for factory in self.peer_factories:
             peer = factory(parts)
             await peer.start()
             self.peers.append(peer)
+        # Operational gauges (services/entrypoints/signals.py), a peer like the others, when
+        # something scrapes them.
+        if self.settings.metrics_port is not None and self.settings.signals_interval_seconds > 0:
+            signals = SignalsCollector(
+                pool, self.consumers, self.settings.signals_interval_seconds, self.name, self.ready
+            )
+            await signals.start()
+            self.peers.append(signals)
+
+    def consumers(self) -> list[tuple[str, Any]]:
+        """Each subscriber's consumer group and aiokafka consumer (None until started)."""
+        return [(group, getattr(subscriber, "consumer", None)) for group, subscriber in self.subscribers]
 
     async def stop(self) -> None:
+        """Stop in reverse order within ``shutdown_grace_seconds``: a step still running at the
+        deadline (a client retrying an absent broker, a batch retrying an absent database) is
+        cancelled, and the pool's connections are then terminated."""
         was_started, self.started = self.started, False
+        self.readiness.started = False
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_grace_seconds
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+            self._probe_task = None
         for peer in reversed(self.peers):
-            await peer.stop()
+            await self._within("stop_peer", peer.stop(), deadline)
         self.peers.clear()
-        await self.broker.stop()
+        await self._within("stop_broker", self.broker.stop(), deadline)
         self.pipelines = {}
         if self.relay is not None:
-            await self.relay.stop()
+            await self._within("stop_relay", self.relay.stop(), deadline)
             self.relay = None
         if self.pool is not None:
-            await self.pool.close()
+            if not await self._within("close_pool", self.pool.close(), deadline):
+                self.pool.terminate()
             self.pool = None
         if was_started:
             log.info("service_stopped", service=self.name)
+
+    async def _within(self, step: str, work: Awaitable[None], deadline: float) -> bool:
+        """Await ``work`` until ``deadline`` (at least a moment); cancel it past that.
+        Return whether it finished."""
+        left = max(deadline - asyncio.get_running_loop().time(), 0.1)
+        try:
+            await asyncio.wait_for(work, left)
+        except TimeoutError:
+            log.warning("shutdown_step_cancelled", service=self.name, step=step, after=round(left, 1))
+            return False
+        return True
 
 
 def run_service(*handlers: EventHandler, peers: Sequence[PeerFactory] = ()) -> None:
@@ -201,6 +287,7 @@ def run_service(*handlers: EventHandler, peers: Sequence[PeerFactory] = ()) -> N
     SIGTERM/SIGINT."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, handlers[0].service)
+    configure_tracing(settings, handlers[0].service)  # only with OTEL_EXPORTER_OTLP_ENDPOINT
 
     async def main() -> None:
         process = ConsumerProcess(settings, handlers, peers=peers)
@@ -215,9 +302,19 @@ def run_service(*handlers: EventHandler, peers: Sequence[PeerFactory] = ()) -> N
             loop.add_signal_handler(sig, stop.set)
         if health is not None:
             await health.start()
-        await process.start()
-        await stop.wait()
-        await process.stop()
+        # A stop asked for while still starting (the broker or the database away, start-up
+        # retrying) cancels the start, which stops what it had started, within the grace.
+        starting = asyncio.ensure_future(process.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            await stopping
+            await process.stop()
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
         if health is not None:
             await health.stop()
 

@@ -139,5 +139,9 @@ class PendingTimer:
             for r in due
             if (r["program"], r["transaction_id"]) in claimed
         ]
-        outcomes = await self.pipeline.apply_items(store, items) if items else []
+        if not items:
+            return [], len(due)
+        # Each auto_expire starts a trace of its own (docs/tracing.md), linked to this batch.
+        with self.pipeline.tracer.batch("pending-timer", len(items)):
+            outcomes = await self.pipeline.apply_items(store, items)
         return outcomes, len(due)

@@ -8,6 +8,9 @@ rejected; any other event is attempted. An event applies wholly or leaves the un
 as it was (``UnitOfWork.begin_event``); one that parks on a transaction that does not exist
 yet registers a draft for it. After an event applies, the events parked on its transaction
 are retried (``_release``).
+
+Every item is an event span (docs/tracing.md): the messages it causes carry its
+``traceparent``, a released event's those of its own trace.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from services.domain.transaction import Transaction
 from services.service_layer.decoding import Decoded, Invalid
 from services.service_layer.messages import OutboxBuilder
 from services.service_layer.registry import Action
+from services.service_layer.tracing import IDS_ONLY, TraceContext, Tracer, stamp
 from services.service_layer.unit_of_work import Needs, ParkedEvent, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -36,11 +40,16 @@ def _meta(decoded: Decoded[Any]) -> EventMeta:
 
 class BatchCore:
     def __init__(
-        self, programs: Mapping[str, Program], registry: Mapping[str, Action], builder: OutboxBuilder
+        self,
+        programs: Mapping[str, Program],
+        registry: Mapping[str, Action],
+        builder: OutboxBuilder,
+        tracer: Tracer = IDS_ONLY,
     ):
         self.programs = programs
         self.registry = registry
         self.builder = builder
+        self.tracer = tracer
 
     def needs(self, items: Sequence[Item], fresh: Sequence[bool]) -> Needs:
         """The rows the new events of a batch lock (and read)."""
@@ -63,6 +72,18 @@ class BatchCore:
         return outcomes
 
     def _handle(self, uow: UnitOfWork, item: Item, is_new: bool, outcomes: list[str]) -> str:
+        """Handle one item in its span: its messages carry the span's trace context; then,
+        once it applied, release the events parked on its transaction (each in its own)."""
+        span = self.tracer.event(item)
+        mark = len(uow.outbox)
+        outcome = self._handle_item(uow, item, is_new, span.context)
+        stamp(uow.outbox, mark, span.context)
+        span.end(outcome)
+        if outcome == "applied" and isinstance(item, Decoded) and item.transaction_id is not None:
+            self._release(uow, self.programs[item.program], item.transaction_id, item.event_id, outcomes)
+        return outcome
+
+    def _handle_item(self, uow: UnitOfWork, item: Item, is_new: bool, trace: TraceContext) -> str:
         if isinstance(item, Invalid):
             if not is_new:
                 return "duplicate"
@@ -109,12 +130,11 @@ class BatchCore:
                     occurred_at=item.occurred_at,
                     source=item.source,
                     reason=outcome.code,
+                    trace=trace,  # once released, it continues this event's trace
                 )
             )
             uow.outbox.append(self.builder.decoded_result(item, "parked", (outcome.code, outcome.message)))
             return "parked"
-        if outcome == "applied" and item.transaction_id is not None:
-            self._release(uow, program, item.transaction_id, outcomes)
         return outcome
 
     def _attempt(self, uow: UnitOfWork, program: Program, item: Decoded[Any]) -> str | Parked:
@@ -164,17 +184,19 @@ class BatchCore:
         uow.record(effects)
         uow.outbox.extend(self.builder.effects(program, effects))
 
-    def _release(self, uow: UnitOfWork, program: Program, transaction_id: str, outcomes: list[str]) -> None:
+    def _release(
+        self, uow: UnitOfWork, program: Program, transaction_id: str, by: str, outcomes: list[str]
+    ) -> None:
         """Retry the events parked on a transaction that just changed, in arrival order: each
         time one moves (applied, or rejected for good), start again from the earliest still
         parked, since the change it made may be what an earlier one waits for. Ends when a
         whole pass moves none."""
         waiting = uow.parked.get((program.name, transaction_id))
-        while waiting and (released := self._release_first_movable(uow, program, waiting)):
+        while waiting and (released := self._release_first_movable(uow, program, waiting, by)):
             outcomes.append(f"released_{released}")
 
     def _release_first_movable(
-        self, uow: UnitOfWork, program: Program, waiting: list[ParkedEvent]
+        self, uow: UnitOfWork, program: Program, waiting: list[ParkedEvent], by: str
     ) -> str | None:
         for parked in waiting:
             decoded = Decoded(
@@ -185,10 +207,16 @@ class BatchCore:
                 action=parked.action,
                 occurred_at=parked.occurred_at,
                 transaction_id=parked.transaction_id,
+                trace=parked.trace,
             )
+            mark = len(uow.outbox)
             outcome = self._attempt(uow, program, decoded)
             if isinstance(outcome, Parked):
                 continue
+            # Its span only once it moves (a retry that stays parked wrote nothing).
+            span = self.tracer.event(decoded, released_by=by)
+            stamp(uow.outbox, mark, span.context)
+            span.end(outcome)
             uow.unpark(parked)
             return outcome
         return None

@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from services.service_layer.tracing import TraceContext, parse_headers
+
 E = TypeVar("E")
 
 
@@ -53,6 +55,9 @@ class Decoded(Generic[E]):
     action: str
     occurred_at: datetime
     transaction_id: str | None
+    # The inbound trace context (docs/tracing.md): the record's valid ``traceparent``, a
+    # parked event's own span once released; None starts a new trace.
+    trace: TraceContext | None = None
 
     @property
     def event_key(self) -> str:
@@ -71,6 +76,10 @@ class Invalid:
     @property
     def source(self) -> str:
         return self.record.source
+
+    @property
+    def trace(self) -> TraceContext | None:
+        return parse_headers(self.record.headers)
 
     @property
     def event_key(self) -> str:
@@ -159,4 +168,5 @@ def decode(
         action=action,
         occurred_at=occurred_at,
         transaction_id=getattr(data, "transaction_id", None),
+        trace=parse_headers(record.headers) if record.headers else None,
     )

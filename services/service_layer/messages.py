@@ -4,16 +4,20 @@ them (services/adapters/docs/outbox.md)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import time
 import uuid
 import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from services.config.settings import Topics
+from services.config.webhook_secrets import secret_key
 from services.contract.inbound import INTERNAL_ACTIONS
 from services.contract.outbound import Outcome
 from services.domain.effects import Effects
@@ -58,6 +62,13 @@ def sign(secret: str, value: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), value, hashlib.sha256).hexdigest()
 
 
+def standard_signature(key: bytes, msg_id: str, timestamp: int, value: bytes) -> str:
+    """Standard Webhooks: ``v1,`` and the base64 HMAC-SHA256 of ``<id>.<timestamp>.<body>``,
+    keyed by the secret's decoded bytes (services/config/webhook_secrets.py)."""
+    signed = f"{msg_id}.{timestamp}.".encode() + value
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
 def lane_of(message: OutboxMessage, lanes: int) -> int:
     return zlib.crc32(message.topic.encode() + b"\x00" + (message.key or b"")) % lanes
 
@@ -65,8 +76,20 @@ def lane_of(message: OutboxMessage, lanes: int) -> int:
 class OutboxBuilder:
     """Turns what happened into the messages of DESIGN.md section 3."""
 
-    def __init__(self, topics: Topics) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        webhook_secrets: Mapping[str, Sequence[str]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.topics = topics
+        # Program -> (secret, its HMAC key) for every secret that signs (all during rotation).
+        self.webhook_secrets = {
+            program: tuple((s, secret_key(s)) for s in listed)
+            for program, listed in (webhook_secrets or {}).items()
+            if listed
+        }
+        self.clock = clock
 
     def result(
         self,
@@ -119,9 +142,10 @@ class OutboxBuilder:
                 OutboxMessage(self.topics.transaction_status, txn["transaction_id"].encode(), _json(status))
             )
         for n, webhook in enumerate(effects.webhooks):
+            hook_id = webhook_id(meta.program, meta.event_id, n)
             body = _json(
                 {
-                    "id": webhook_id(meta.program, meta.event_id, n),
+                    "id": hook_id,
                     "type": webhook.type,
                     "program": meta.program,
                     "occurred_at": meta.occurred_at,
@@ -129,14 +153,30 @@ class OutboxBuilder:
                 }
             )
             headers: list[tuple[str, str]] = [("webhook-type", webhook.type)]
-            if program.webhook_secret:
-                headers.append(("signature", sign(program.webhook_secret, body)))
+            secrets = self.webhook_secrets.get(program.name)
+            if secrets:
+                headers += self._signatures(secrets, hook_id, body)
             # An unclaimed guest checkout's webhooks are keyed by its transaction id, which a
             # transaction webhook carries in its snapshot, a coupon or offer one beside it.
             about = webhook.data.get("transaction", webhook.data)
             key = webhook.customer or about.get("transaction_id") or ""
             messages.append(OutboxMessage(self.topics.webhooks, key.encode(), body, tuple(headers)))
         return messages
+
+    def _signatures(
+        self, secrets: tuple[tuple[str, bytes], ...], msg_id: str, body: bytes
+    ) -> list[tuple[str, str]]:
+        # The legacy header with the first secret; Standard Webhooks with every secret. The
+        # timestamp is when the message is built (the commit), not the business time: a
+        # receiver refuses one too far from its clock (standardwebhooks: 5 minutes).
+        timestamp = int(self.clock())
+        signatures = " ".join(standard_signature(key, msg_id, timestamp, body) for _, key in secrets)
+        return [
+            ("signature", sign(secrets[0][0], body)),
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", str(timestamp)),
+            ("webhook-signature", signatures),
+        ]
 
     def dead_letter(self, invalid: Invalid) -> OutboxMessage:
         record = invalid.record

@@ -19,12 +19,14 @@ from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
 from services.config.settings import Settings
+from services.config.webhook_secrets import read_webhook_secrets
 from services.domain.program import Program
 from services.service_layer.batch import BatchCore, Item
 from services.service_layer.decoding import Decoded, Invalid, RawRecord, Translate, decode
 from services.service_layer.messages import OutboxBuilder
 from services.service_layer.registry import Action
 from services.service_layer.store import Storage, Store, load
+from services.service_layer.tracing import IDS_ONLY, OtelTracer, Tracer
 from services.service_layer.unit_of_work import Key, UnitOfWork
 
 EVENTS = Counter("loyalty_events_total", "Inbound events by outcome", ["service", "outcome"])
@@ -54,11 +56,16 @@ class BatchPipeline:
         storage: Storage,
         handler: EventHandler,
         on_commit: Callable[[], None] = lambda: None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.handler = handler
-        self.core = BatchCore(programs, handler.registry, OutboxBuilder(settings.topics))
+        secrets = read_webhook_secrets(settings.webhook_secrets, settings.webhook_secrets_dir, programs)
+        if tracer is None:  # OpenTelemetry only when an exporter is configured
+            tracer = OtelTracer() if settings.otel_exporter_otlp_endpoint else IDS_ONLY
+        self.tracer = tracer
+        self.core = BatchCore(programs, handler.registry, OutboxBuilder(settings.topics, secrets), tracer)
         self.on_commit = on_commit
 
     def decode(self, record: RawRecord) -> Decoded[Any] | Invalid | None:
@@ -81,7 +88,10 @@ class BatchPipeline:
 
     async def run(self, items: Sequence[Item]) -> None:
         """Apply decoded items in one database transaction (retried whole when transient)."""
-        with BATCH_SECONDS.labels(self.handler.service).time():
+        with (
+            BATCH_SECONDS.labels(self.handler.service).time(),
+            self.tracer.batch(self.handler.service, len(items)),
+        ):
             outcomes = await self.storage.transaction("apply_batch", partial(self.apply_items, items=items))
         self.committed(outcomes)
 

@@ -13,6 +13,7 @@ from services.domain.customer import Customer, LedgerEntry
 from services.domain.effects import Effects
 from services.domain.transaction import Transaction
 from services.service_layer.messages import OutboxMessage
+from services.service_layer.tracing import TraceContext
 
 Key = tuple[str, str]  # (program, id)
 CatalogKey = tuple[str, str, str]  # (program, kind, id)
@@ -58,6 +59,8 @@ class ParkedEvent:
     occurred_at: datetime
     source: str
     reason: str
+    # The parking event's span: the messages of its release continue its trace.
+    trace: TraceContext | None = None
     id: int | None = None
 
 

@@ -140,7 +140,7 @@ async def test_category_earn_rules_read_the_catalog_category(kafka_bootstrap, da
 
 async def test_registered_transactions_are_enriched_from_the_catalog(kafka_bootstrap, database_url, dbq: Db):
     shares = {"campaign": "0.05", "partner": "0.02", "platform": "0.013"}
-    program = make_program(f"enr-{uuid.uuid4().hex[:6]}", shares=shares, webhook_secret="s")
+    program = make_program(f"enr-{uuid.uuid4().hex[:6]}", shares=shares)
     handlers = [enrichment(), transaction_enrichment(), checkout_ingestion()]
     async with Engine(kafka_bootstrap, database_url, handlers, [program]) as engine:
         for body in (

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook as StandardWebhook
 
+from services.config.webhook_secrets import new_webhook_secret
 from services.contract.examples import seed_item_level_checkout
 from tests.integration.conftest import Db
 
@@ -37,10 +39,10 @@ def checkout(
 async def test_seed_item_level_checkout_accepted_with_signed_webhooks(
     checkout_engine, program_factory, dbq: Db
 ):
-    program = program_factory(
-        "items", earn={"campaigns": [{"id": "bonus", "points": 15}]}, webhook_secret="s3cret"
-    )
-    async with checkout_engine(program) as engine:
+    program = program_factory("items", earn={"campaigns": [{"id": "bonus", "points": 15}]})
+    # Rotation: the new secret and the old one both sign; receivers verify with either.
+    new, old = new_webhook_secret(), new_webhook_secret()
+    async with checkout_engine(program, webhook_secrets={program.name: [new, old]}) as engine:
         # Give the customer points to burn: a first purchase earning 100.
         await engine.send(checkout(SEED_ITEM_LEVEL["customer"], "first", 85, event_id="e-first"))
         await engine.results(1)
@@ -82,8 +84,13 @@ async def test_seed_item_level_checkout_accepted_with_signed_webhooks(
     types = [dict(r.headers)["webhook-type"].decode() for r in hooks]
     assert types == ["transaction.created", "points.burned", "points.earned", "transaction.accepted"]
     for record in hooks:
-        expected = "sha256=" + hmac.new(b"s3cret", record.value, hashlib.sha256).hexdigest()
-        assert dict(record.headers)["signature"].decode() == expected
+        headers = {name: value.decode() for name, value in record.headers}
+        expected = "sha256=" + hmac.new(new.encode(), record.value, hashlib.sha256).hexdigest()
+        assert headers["signature"] == expected
+        # What a receiver does with the standardwebhooks package (README.md, Production).
+        for secret in (new, old):
+            assert StandardWebhook(secret).verify(record.value, headers) == json.loads(record.value)
+        assert headers["webhook-id"] == json.loads(record.value)["id"]
         assert record.key == SEED_ITEM_LEVEL["customer"].encode()
 
 

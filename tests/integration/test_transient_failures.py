@@ -107,7 +107,7 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
 
 async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootstrap, database_url, dbq: Db):
     topic = f"relays-{uuid.uuid4().hex[:8]}"
-    await create_topics(kafka_bootstrap, [topic], 3)
+    await create_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), [topic], 3)
     keys, per_key = 40, 50
     await dbq.pool.execute(
         """

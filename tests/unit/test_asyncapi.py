@@ -146,8 +146,11 @@ def test_every_action_and_webhook_type_is_a_message(document: dict[str, Any]) ->
             headers["properties"]
         )
     assert messages["dlq"]["headers"]["required"] == list(DLQ_HEADERS)
-    assert set(messages["event-result"]["headers"]["properties"]) == {"internal"}
-    assert set(messages["checkout"]["headers"]["properties"]) == {"event-id", "program"}
+    trace = {"traceparent", "tracestate"}
+    assert set(messages["event-result"]["headers"]["properties"]) == {"internal", *trace}
+    assert set(messages["checkout"]["headers"]["properties"]) == {"event-id", "program", *trace}
+    for name in ("transaction-status", "dlq", *get_args(WebhookType)):
+        assert trace <= set(messages[name]["headers"]["properties"])
 
 
 def test_every_message_has_a_key_and_a_payload(document: dict[str, Any]) -> None:

@@ -36,9 +36,9 @@ from tests.unit.builders import AT, CUSTOMER, PENDING_SECONDS, TID, make_program
 from tools.schemas import MONEY_PATTERN, SCHEMAS_DIR
 
 TOPICS = Topics()
+WEBHOOK_SECRET = "whsec_" + "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
 PROGRAM = make_program(
     pending_period={"seconds": PENDING_SECONDS},
-    webhook_secret="s3cret",
     exchange_rates={"JPY": "0.0062"},
     shares={"campaign": "0.1", "partner": "0.05", "platform": "0.02"},
 )
@@ -76,7 +76,8 @@ class Scenario:
     def __init__(self) -> None:
         self.uow = UnitOfWork()
         self.uow.customers[("acme", CUSTOMER)] = rich_customer(100)
-        self.builder = OutboxBuilder(TOPICS)
+        # Signed, so that the Standard Webhooks headers are checked against the AsyncAPI too.
+        self.builder = OutboxBuilder(TOPICS, {PROGRAM.name: [WEBHOOK_SECRET]})
         self.core = BatchCore({PROGRAM.name: PROGRAM}, ACTIONS, self.builder)
         self.messages: list[OutboxMessage] = []
         self.n = 0
