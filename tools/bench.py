@@ -62,6 +62,7 @@ from services.service_layer.pipeline import BatchPipeline
 from services.service_layer.unit_of_work import UnitOfWork
 from tools.bench_api import PER_CUSTOMER, api_program, bench_read_api
 from tools.bench_core import core_rate
+from tools.bench_import import bench_import
 from tools.bench_load import bench_load
 from tools.bench_load import report as load_report
 from tools.cpu import Cost, machine, snapshot
@@ -447,6 +448,7 @@ async def main() -> None:
     api_transactions = max(count // 5, PER_CUSTOMER * 20)
     await seed_transactions(settings, api, api_transactions, datetime.now(UTC), "api", PER_CUSTOMER)
     api_rows = await bench_read_api(settings, api, api_key, requests=max(count // 20, 1000))
+    import_seconds, imported, import_cost = await bench_import(settings, program, count)
 
     engine = count / published
     core = Cost(wall=core_seconds, engine=core_seconds)
@@ -478,6 +480,7 @@ async def main() -> None:
         (f"checkouts, 2 replicas: {count}, committed", two[0], count, "", None),
         (f"checkouts, 2 replicas: {count}, published", two[1], count, "", two[2]),
         (f"steady load: {load.sent} at {load_rate}/s", load.cost.wall, load.sent, "", load.cost),
+        (f"import: {imported} transactions (file of {count})", import_seconds, imported, "", import_cost),
     ]
     print(
         f"\n{'':<44} {'':>8} {'':>11} {'engine/':>7}   CPU ms per event"

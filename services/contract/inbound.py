@@ -215,9 +215,11 @@ class OfferUnredeemData(_Body):
 
 
 class CouponUnredeemData(_Body):
-    transaction_id: Id
+    # Absent: a standalone unredeem, giving back what a ``coupon_redeem`` without a registered
+    # transaction spent (the customer is then required).
+    transaction_id: Id | None = None
     code: Id
-    # Gift cards: how much goes back on the balance.
+    # Gift cards: how much goes back on the balance (required for a standalone one).
     amount: PositiveMoney | None = None
 
 
@@ -229,6 +231,12 @@ class OfferUnredeemEvent(_LifecycleEvent):
 class CouponUnredeemEvent(_LifecycleEvent):
     action: Literal["coupon_unredeem"]
     data: CouponUnredeemData
+
+    @model_validator(mode="after")
+    def _customer_when_standalone(self) -> CouponUnredeemEvent:
+        if self.data.transaction_id is None and self.customer is None:
+            raise ValueError("customer is required when data.transaction_id is absent")
+        return self
 
 
 RefundsTopicEvent = Annotated[

@@ -226,6 +226,19 @@ class CouponRedeemedData(_Data):
     status: CouponStatus
 
 
+class CouponUnredeemedData(_Data):
+    """``coupon.unredeemed`` by a ``coupon_unredeem`` without a transaction (giving back a
+    standalone ``coupon_redeem``): ``amount`` given back to a gift card and its ``balance``
+    after it (null for other coupons), and the coupon's status after it."""
+
+    coupon: str
+    transaction_id: None
+    customer: str
+    amount: Money | None
+    balance: Money | None
+    status: CouponStatus
+
+
 class CouponInvalidatedData(_Data):
     """``coupon.invalidated``: a coupon withdrawn by the program (``coupon_invalidate``)."""
 
@@ -251,7 +264,7 @@ WEBHOOK_DATA: dict[str, Any] = {
     **dict.fromkeys(_TRANSACTION_TYPES, TransactionData),
     **dict.fromkeys(_POINTS_TYPES, PointsData),
     "coupon.redeemed": CouponData | CouponRedeemedData,
-    "coupon.unredeemed": CouponData,
+    "coupon.unredeemed": CouponData | CouponUnredeemedData,
     "coupon.invalidated": CouponInvalidatedData,
     "offer.redeemed": OfferData,
     "offer.unredeemed": OfferData,

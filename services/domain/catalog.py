@@ -160,3 +160,36 @@ def give_back_coupon(coupon: Coupon, amount: Decimal | None = None) -> Coupon:
             }
         )
     return coupon.model_copy(update={"status": CouponStatus.claimed})
+
+
+def unredeem_standalone_coupon(
+    coupon: Coupon | None, code: str, customer: str, amount: Decimal | None
+) -> Coupon:
+    """``coupon_unredeem`` without a transaction: give back what a standalone
+    ``coupon_redeem`` spent. A gift card gets ``amount`` back on its balance, never above its
+    ``value`` (``over_unredeem``; a card assigned without a value has no ceiling to check); an
+    invalidated gift card gets the amount back but stays invalidated (as a refund's give-back).
+    Another coupon, used up by its redeem, is claimed again (``amount`` is not for it)."""
+    if coupon is None:
+        raise Rejected("unknown_coupon", f"coupon {code} does not exist")
+    if coupon.customer != customer:
+        raise Rejected("coupon_not_owned", f"coupon {code} is not assigned to this customer")
+    if coupon.type != "gift_card":
+        if amount is not None:
+            raise Rejected("not_a_gift_card", f"coupon {code} is not a gift card: it is given back whole")
+        if coupon.status is CouponStatus.invalidated:
+            raise Rejected("coupon_invalidated", f"coupon {code} is invalidated")
+        if coupon.status is not CouponStatus.redeemed:
+            raise Rejected(
+                "coupon_not_redeemed", f"coupon {code} is {coupon.status.value}: nothing to give back"
+            )
+        return give_back_coupon(coupon)
+    if amount is None:
+        raise Rejected("amount_required", f"gift card {code} needs an amount")
+    balance = coupon.balance or Decimal(0)
+    if coupon.value is not None and balance + amount > coupon.value:
+        raise Rejected(
+            "over_unredeem",
+            f"giving back {amount} to gift card {code} exceeds what was spent: {coupon.value - balance}",
+        )
+    return give_back_coupon(coupon, amount)

@@ -98,6 +98,17 @@ class PendingPeriod(_Strict):
         return timedelta(seconds=self.seconds)
 
 
+class ParkedMaxAge(_Strict):
+    """How long an event may stay parked (services/service_layer/docs/parking.md): older, the
+    pending timer gives it its final ``rejected`` result, ``parked_expired``. Default 30 days."""
+
+    seconds: int = Field(default=30 * 24 * 3600, gt=0)
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+
 class ShareRates(_Strict):
     """FlipGive-style revenue shares of a transaction's total; the merchant keeps the rest."""
 
@@ -120,6 +131,7 @@ class Program(_Strict):
     earn: EarnRules = EarnRules()
     burn: BurnRules = BurnRules()
     pending_period: PendingPeriod | None = None
+    parked_max_age: ParkedMaxAge = ParkedMaxAge()
     shares: ShareRates = ShareRates()
     # Read API keys bound to this program, stored as SHA-256 hex digests, never in clear
     # (services/api/docs/read-api.md; `python -m services.admin hash-api-key` makes one).

@@ -7,6 +7,12 @@ lock order), so replicas split the work instead of waiting on each other, then f
 internal ``auto_expire`` event per claimed transaction through the same pipeline as consumed
 events: inbox key ``auto:<id>:<due time>``, guarded transition (still pending and due, under
 the row lock), outbox rows in the same transaction.
+
+It also expires parked events older than their program's ``parked_max_age``
+(services/service_layer/docs/parking.md): ``services.adapters.parked_expiry.expire_parked``
+claims their transactions with ``FOR UPDATE SKIP LOCKED`` in batches of ``timer_batch``,
+deletes the rows and writes each event's final ``rejected`` result (``parked_expired``) to
+the outbox in the same transaction. No webhook, no status change.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
 import structlog
 
+from services.adapters.parked_expiry import expire_parked
 from services.adapters.postgres import Backoff
 from services.adapters.repository import PostgresStorage, PostgresStore
 from services.config.settings import Settings
@@ -87,10 +95,14 @@ class PendingTimer:
         self.pipeline = pipeline
         self.clock = clock
         self.programs = sorted(name for name, p in programs.items() if p.pending_period is not None)
+        # Programs by their parked_max_age in seconds: one expiry query per distinct age.
+        self.parked_max_ages: dict[int, list[str]] = {}
+        for name, p in sorted(programs.items()):
+            self.parked_max_ages.setdefault(p.parked_max_age.seconds, []).append(name)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self.programs:
+        if self.programs or self.parked_max_ages:
             self._task = asyncio.create_task(self._run(), name="pending-timer")
 
     async def stop(self) -> None:
@@ -104,6 +116,7 @@ class PendingTimer:
         while True:
             try:
                 await self.sweep()
+                await self.sweep_parked()
                 backoff = Backoff(self.settings)
             except asyncio.CancelledError:
                 raise
@@ -116,7 +129,7 @@ class PendingTimer:
     async def sweep(self) -> int:
         """Expire every transaction due now; return how many were transitioned or refused."""
         total = 0
-        while True:
+        while self.programs:
             outcomes, seen = await self.storage.transaction("timer_sweep", self._sweep_batch)
             self.pipeline.committed(outcomes)
             handled = len(outcomes)
@@ -124,6 +137,36 @@ class PendingTimer:
             # Stop when the due set is exhausted, or when everything left is claimed elsewhere.
             if seen < self.settings.timer_batch or handled == 0:
                 return total
+        return total
+
+    async def sweep_parked(self) -> int:
+        """Expire every event parked longer than its program's ``parked_max_age``, in batches of
+        ``timer_batch`` (one database transaction each); return how many were expired. Events on
+        a transaction another replica or a consumer holds are skipped, left to a later sweep."""
+        limit = self.settings.timer_batch
+        total = 0
+        for seconds, names in self.parked_max_ages.items():
+            while True:
+                expired = await self.storage.transaction(
+                    "parked_expiry", partial(self._expire_batch, names=names, seconds=seconds)
+                )
+                if expired:
+                    log.info("parked_expired", count=expired, programs=names, max_age_seconds=seconds)
+                    self.pipeline.committed(["parked_expired"] * expired)  # counts, wakes the relay
+                total += expired
+                if expired < limit:
+                    break
+        return total
+
+    async def _expire_batch(self, store: PostgresStore, names: list[str], seconds: int) -> int:
+        expired = await expire_parked(
+            store.conn,
+            self.settings,
+            programs=names,
+            older_than_seconds=seconds,
+            limit=self.settings.timer_batch,
+        )
+        return len(expired)
 
     async def _sweep_batch(self, store: PostgresStore) -> tuple[list[str], int]:
         conn = store.conn

@@ -17,6 +17,7 @@ from services.domain.catalog import (
     give_back_coupon,
     invalidate_coupon,
     redeem_coupon,
+    unredeem_standalone_coupon,
 )
 from services.domain.checkout import (
     catalog_categories,
@@ -307,6 +308,49 @@ def _refund(rule: Any) -> Any:
     return apply
 
 
+_unredeem_with_transaction = _refund(lambda c, txn, d, fx: unredeem_coupon(txn, d.code, fx))
+
+
+def _coupon_unredeem_needs(program: str, event: inbound.CouponUnredeemEvent) -> Needs:
+    """With a transaction: the transaction (its coupons come with it); standalone: the customer
+    and the coupon, as ``coupon_redeem``."""
+    if event.data.transaction_id is not None:
+        return _keys(program, event)
+    return Needs(
+        customers=[(program, event.customer)] if event.customer else [], coupons=[(program, event.data.code)]
+    )
+
+
+def _coupon_unredeem(
+    uow: UnitOfWork, program: Program, event: inbound.CouponUnredeemEvent, effects: Effects
+) -> None:
+    """``coupon_unredeem``: with a ``transaction_id``, a coupon redeemed with that purchase;
+    without, what a standalone ``coupon_redeem`` spent (a gift card's amount, or a used-up
+    coupon), announced by ``coupon.unredeemed`` with the amount and the balance."""
+    if event.data.transaction_id is not None:
+        _unredeem_with_transaction(uow, program, event, effects)
+        return
+    data = event.data
+    customer = event.customer or ""  # required by the model when standalone
+    coupon = unredeem_standalone_coupon(
+        uow.coupons.get((program.name, data.code)), data.code, customer, data.amount
+    )
+    uow.put_coupon(program.name, coupon)
+    currency = coupon.currency or program.currency
+    effects.benefit(
+        "coupon.unredeemed",
+        customer,
+        {
+            "coupon": data.code,
+            "transaction_id": None,
+            "customer": customer,
+            "amount": None if data.amount is None else money_text(data.amount, currency),
+            "balance": None if coupon.balance is None else money_text(coupon.balance, currency),
+            "status": coupon.status.value,
+        },
+    )
+
+
 ACTIONS: dict[str, Action] = {
     "checkout": Action(inbound.CheckoutEvent, _purchase_keys, _checkout),
     "checkout_claim": Action(inbound.CheckoutClaimEvent, _keys, _claim),
@@ -358,9 +402,7 @@ ACTIONS: dict[str, Action] = {
     "offer_unredeem": Action(
         inbound.OfferUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_offers(txn, d.offers, fx))
     ),
-    "coupon_unredeem": Action(
-        inbound.CouponUnredeemEvent, _keys, _refund(lambda c, txn, d, fx: unredeem_coupon(txn, d.code, fx))
-    ),
+    "coupon_unredeem": Action(inbound.CouponUnredeemEvent, _coupon_unredeem_needs, _coupon_unredeem),
 }
 
 

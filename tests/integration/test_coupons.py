@@ -186,3 +186,76 @@ async def test_an_invalidated_coupon_can_no_longer_be_redeemed(engine: Engine, d
             },
         )
     ]
+
+
+async def test_a_standalone_unredeem_gives_a_gift_card_back_what_a_standalone_redeem_spent(
+    engine: Engine, dbq: Db
+):
+    results = await play(
+        engine,
+        ev("coupon_assign", "s1", code="CARD", customer="sol", type="gift_card", value=50, balance=50),
+        ev("coupon_assign", "s2", code="ONCE", customer="sol", value=5),
+        ev("coupon_redeem", "s-spend", "sol", code="CARD", amount="20"),
+        ev("coupon_redeem", "s-use", "sol", code="ONCE"),
+        ev("coupon_unredeem", "s-back", "sol", code="CARD", amount="20"),
+        ev("coupon_unredeem", "s-too-much", "sol", code="CARD", amount="0.01"),
+        ev("coupon_unredeem", "s-no-amount", "sol", code="CARD"),
+        ev("coupon_unredeem", "s-not-mine", "tom", code="CARD", amount="1"),
+        ev("coupon_unredeem", "s-unknown", "sol", code="NOPE", amount="1"),
+        ev("coupon_unredeem", "s-once", "sol", code="ONCE"),
+        ev("coupon_unredeem", "s-once-again", "sol", code="ONCE"),
+    )
+    for applied in ("s-spend", "s-use", "s-back", "s-once"):
+        assert results[applied]["outcome"] == "applied", results[applied]
+    codes = {
+        e: results[e]["error"]["code"]
+        for e in ("s-too-much", "s-no-amount", "s-not-mine", "s-unknown", "s-once-again")
+    }
+    assert codes == {
+        "s-too-much": "over_unredeem",
+        "s-no-amount": "amount_required",
+        "s-not-mine": "coupon_not_owned",
+        "s-unknown": "unknown_coupon",
+        "s-once-again": "coupon_not_redeemed",
+    }
+    assert results["s-back"]["transaction_id"] is None
+    assert await coupon_state(dbq, engine, "CARD") == ("claimed", "50")
+    assert await coupon_state(dbq, engine, "ONCE") == ("claimed", None)
+    await engine.wait_for("webhooks", 4)  # coupon.redeemed x 2, coupon.unredeemed x 2
+    unredeemed = [
+        (r.key, json.loads(r.value)["data"])
+        for r in engine.received["webhooks"]
+        if dict(r.headers)["webhook-type"] == b"coupon.unredeemed"
+    ]
+    assert unredeemed == [
+        (
+            b"sol",
+            {
+                "coupon": "CARD",
+                "transaction_id": None,
+                "customer": "sol",
+                "amount": "20.00",
+                "balance": "50.00",
+                "status": "claimed",
+            },
+        ),
+        (
+            b"sol",
+            {
+                "coupon": "ONCE",
+                "transaction_id": None,
+                "customer": "sol",
+                "amount": None,
+                "balance": None,
+                "status": "claimed",
+            },
+        ),
+    ]
+
+
+async def test_a_standalone_unredeem_names_its_customer(engine: Engine):
+    await engine.send(ev("coupon_unredeem", "s-nobody", code="CARD", amount="1"), key="x", topic="refunds")
+    await engine.wait_for_result("s-nobody")
+    [result] = engine.values("event_results", lambda r: r.key == b"s-nobody")
+    assert result["error"]["code"] == "schema_violation", result
+    assert "customer is required" in result["error"]["message"]

@@ -17,6 +17,7 @@ from services.domain.catalog import (
     give_back_coupon,
     invalidate_coupon,
     redeem_coupon,
+    unredeem_standalone_coupon,
 )
 from services.domain.effects import Rejected
 
@@ -112,3 +113,44 @@ def test_only_a_coupon_not_used_up_can_be_invalidated() -> None:
     assert code_of(lambda: invalidate_coupon(None, "C")) == "unknown_coupon"
     assert code_of(lambda: invalidate_coupon(coupon(status="redeemed"), "C")) == "coupon_redeemed"
     assert code_of(lambda: invalidate_coupon(invalidate_coupon(coupon(), "C"), "C")) == "coupon_invalidated"
+
+
+def test_a_standalone_unredeem_gives_back_what_a_standalone_redeem_spent() -> None:
+    card = coupon(type="gift_card", value="50", balance="50", currency="EUR")
+    spent = redeem_coupon(card, "C", "ann", Decimal(20), AT)
+    back = unredeem_standalone_coupon(spent, "C", "ann", Decimal(20))
+    assert (back.balance, back.status) == (Decimal(50), CouponStatus.claimed)
+    part = unredeem_standalone_coupon(spent, "C", "ann", Decimal(5))
+    assert (part.balance, part.status) == (Decimal(35), CouponStatus.partially_redeemed)
+    # Never more than was spent, never without an amount, only by its customer.
+    assert code_of(lambda: unredeem_standalone_coupon(spent, "C", "ann", Decimal("20.01"))) == "over_unredeem"
+    assert code_of(lambda: unredeem_standalone_coupon(spent, "C", "ann", None)) == "amount_required"
+    assert code_of(lambda: unredeem_standalone_coupon(spent, "C", "bob", Decimal(1))) == "coupon_not_owned"
+    assert code_of(lambda: unredeem_standalone_coupon(None, "C", "ann", Decimal(1))) == "unknown_coupon"
+    # An invalidated gift card gets the amount back, but not its use.
+    gone = unredeem_standalone_coupon(invalidate_coupon(spent, "C"), "C", "ann", Decimal(20))
+    assert (gone.balance, gone.status) == (Decimal(50), CouponStatus.invalidated)
+
+
+def test_a_standalone_unredeem_of_another_coupon_makes_it_claimed_again() -> None:
+    used = redeem_coupon(coupon(value=5), "C", "ann", None, AT)
+    assert unredeem_standalone_coupon(used, "C", "ann", None).status is CouponStatus.claimed
+    assert code_of(lambda: unredeem_standalone_coupon(coupon(), "C", "ann", None)) == "coupon_not_redeemed"
+    assert code_of(lambda: unredeem_standalone_coupon(used, "C", "ann", Decimal(5))) == "not_a_gift_card"
+    invalid = invalidate_coupon(coupon(), "C")
+    assert code_of(lambda: unredeem_standalone_coupon(invalid, "C", "ann", None)) == "coupon_invalidated"
+
+
+@given(st.lists(st.integers(min_value=1, max_value=5000), min_size=1, max_size=8))
+def test_standalone_redeems_then_unredeems_restore_the_card(spends: list[int]) -> None:
+    card = coupon(type="gift_card", value="100", balance="100")
+    spent: list[Decimal] = []
+    for amount in (Decimal(n).scaleb(-2) for n in spends):
+        if amount > (card.balance or 0):
+            break
+        card = redeem_coupon(card, "C", "ann", amount, AT)
+        spent.append(amount)
+    for amount in reversed(spent):
+        card = unredeem_standalone_coupon(card, "C", "ann", amount)
+    assert (card.balance, card.status) == (Decimal(100), CouponStatus.claimed)
+    assert code_of(lambda: unredeem_standalone_coupon(card, "C", "ann", Decimal("0.01"))) == "over_unredeem"

@@ -201,6 +201,9 @@ def _run_everything() -> Scenario:
     # Coupons redeemed on their own: a gift card in part, an amount coupon whole; one invalidated.
     s.send(_event("coupon_redeem", code="G1", amount=20, transaction_id="pos-1"), at=later)
     s.send(_event("coupon_redeem", code="C2"), at=later)
+    # ... and given back on their own (coupon_unredeem without a transaction).
+    s.send(_event("coupon_unredeem", code="G1", amount=5), at=later)
+    s.send(_event("coupon_unredeem", code="C2"), at=later)
     s.send(_event("coupon_invalidate", None, code="C3", reason="fraud"), at=later)
     s.send(_event("coupon_invalidate", None, code="G1"), at=later)
 

@@ -1,0 +1,1 @@
+"""The ``loyalty`` operator command (``services/cli/main.py``)."""
