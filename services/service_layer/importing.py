@@ -26,9 +26,10 @@ from services.domain.checkout import catalog_categories, products_without_catego
 from services.domain.customer import Customer, Movement, move_points
 from services.domain.effects import Effects, EventMeta, Rejected, StatusChange
 from services.domain.program import Program
-from services.domain.purchase import Checkout, PurchaseItem
+from services.domain.purchase import Checkout
 from services.domain.refunds import partial_refund, refund
 from services.domain.transaction import Status, Transaction
+from services.service_layer.actions import to_items
 from services.service_layer.messages import OutboxBuilder
 from services.service_layer.unit_of_work import CatalogKey, Key, UnitOfWork
 
@@ -162,20 +163,6 @@ class LineParser:
             yield self.body(number, body)
 
 
-def _item(item: Any) -> PurchaseItem:
-    return PurchaseItem(
-        product_id=item.product_id,
-        product_name=item.product_name,
-        product_url=item.product_url,
-        category=item.category,
-        price=item.price,
-        quantity=item.quantity,
-        discount=item.discount,
-        subtotal=item.subtotal,
-        points_rewarded=item.points_rewarded,
-    )
-
-
 def to_checkout(record: ImportRecord) -> Checkout:
     return Checkout(
         transaction_id=record.transaction_id,
@@ -184,7 +171,7 @@ def to_checkout(record: ImportRecord) -> Checkout:
         currency=record.currency,
         points_burned=record.points_burned,
         points_rewarded=record.points_earned,
-        items=tuple(_item(i) for i in record.items),
+        items=to_items(record.items),
         store=record.store,
         type=record.type,
         metadata=record.metadata,
@@ -196,7 +183,7 @@ def catalog_needs(items: Iterable[Parsed]) -> list[CatalogKey]:
     return [
         (p.program, "product", pid)
         for p in items
-        for pid in products_without_category(_item(i) for i in p.record.items)
+        for pid in products_without_category(to_items(p.record.items))
     ]
 
 
