@@ -165,7 +165,7 @@ async def test_an_invalidated_coupon_can_no_longer_be_redeemed(engine: Engine, d
     for refused in ("i-buy2", "i-redeem", "i-again"):
         assert results[refused]["error"]["code"] == "coupon_invalidated", refused
     assert await coupon_state(dbq, engine, "GONE") == ("invalidated", None)
-    await engine.wait_for("webhooks", 3)  # created (pending), coupon.redeemed, coupon.invalidated
+    await engine.wait_for("webhooks", 4)  # created, coupon.redeemed, points.pending; coupon.invalidated
     invalidated = [
         (r.key, json.loads(r.value))
         for r in engine.received["webhooks"]

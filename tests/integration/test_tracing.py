@@ -56,6 +56,9 @@ async def test_records_carry_the_trace_of_the_event_that_caused_them(kafka_boots
         results = await engine.final_results(["acc", "co"])
         assert results["acc"]["outcome"] == results["co"]["outcome"] == "applied"
         await engine.wait_for("dlq", 1)
+        # Results can arrive before the other records of the same commit (other topics).
+        await engine.wait_for("transaction_status", 3)  # draft, pending, accepted
+        await engine.wait_for("webhooks", 4)  # created and pending points; earned and accepted
 
         def traces(name: str) -> dict[tuple[str, str | None], list[Any]]:
             grouped: dict[tuple[str, str | None], list[Any]] = {}
