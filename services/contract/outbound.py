@@ -248,17 +248,9 @@ class CouponInvalidatedData(_Data):
     reason: str | None
 
 
-_TRANSACTION_TYPES = (
-    "transaction.created",
-    "transaction.updated",
-    "transaction.accepted",
-    "transaction.rejected",
-    "transaction.partially_refunded",
-    "transaction.refunded",
-    "transaction.claimed",
-    "transaction.enriched",
-)
-_POINTS_TYPES = ("points.earned", "points.pending", "points.burned", "points.revoked", "points.restored")
+# The families of WebhookType, derived from it so the two lists cannot drift apart.
+_TRANSACTION_TYPES = tuple(t for t in get_args(WebhookType) if t.startswith("transaction."))
+_POINTS_TYPES = tuple(t for t in get_args(WebhookType) if t.startswith("points."))
 
 WEBHOOK_DATA: dict[str, Any] = {
     **dict.fromkeys(_TRANSACTION_TYPES, TransactionData),

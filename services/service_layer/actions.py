@@ -180,7 +180,7 @@ def _coupon_assign(
     uow.put_coupon(program.name, assign_coupon(uow.coupons.get((program.name, coupon.code)), coupon))
 
 
-def _transaction_or_draft(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> Transaction:
+def _transaction_or_draft(uow: UnitOfWork, program: Program, event: Any) -> Transaction:
     """The event's transaction; if it does not exist yet, the event parks (and the pipeline
     registers a draft for it)."""
     tid = event.data.transaction_id
@@ -255,13 +255,13 @@ def _coupon_invalidate(
 
 
 def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent, effects: Effects) -> None:
-    txn = _transaction_or_draft(uow, program, event, effects)
+    txn = _transaction_or_draft(uow, program, event)
     claim_guest_checkout(uow.customer(program.name, event.customer), txn, effects)
     uow.put_transaction(txn)
 
 
 def _update(uow: UnitOfWork, program: Program, event: inbound.CheckoutUpdateEvent, effects: Effects) -> None:
-    txn = _transaction_or_draft(uow, program, event, effects)
+    txn = _transaction_or_draft(uow, program, event)
     check_customer(event.customer, txn)
     categories = _categories(uow, program.name, event)
     update_checkout(program, to_checkout_update(event), _owner(uow, txn), txn, effects, categories)
@@ -272,7 +272,7 @@ def _lifecycle(rule: Any) -> Any:
     """accept / reject / unspend: same glue, different rule."""
 
     def apply(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
-        txn = _transaction_or_draft(uow, program, event, effects)
+        txn = _transaction_or_draft(uow, program, event)
         check_customer(event.customer, txn)
         rule(_owner(uow, txn), txn, effects)
         uow.put_transaction(txn)
@@ -292,7 +292,7 @@ def _refund(rule: Any) -> Any:
     """refund / partial_refund / refund_item: same glue, different rule."""
 
     def apply(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
-        txn = _transaction_or_draft(uow, program, event, effects)
+        txn = _transaction_or_draft(uow, program, event)
         check_customer(event.customer, txn)
         owner = _owner(uow, txn)
         given_back = set(txn.coupons_unredeemed)
