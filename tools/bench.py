@@ -261,7 +261,7 @@ async def bench_enrichment(
 
 async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
     """Seconds from ``start`` until no outbox row for this run's topics is left unpublished."""
-    sql = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topic = ANY($1::text[]))"
+    sql = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topics && $1::text[])"
     while await pool.fetchval(sql, topics.all()):
         await asyncio.sleep(0.1)
     return time.perf_counter() - start

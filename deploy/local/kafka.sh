@@ -111,14 +111,16 @@ start() {
   nohup java -Xms256m -Xmx1g -cp "$LIB/*" -Dlog4j2.configurationFile="$HOME_DIR/log4j2.properties" \
       kafka.Kafka "$PROPS" >"$LOG_FILE" 2>&1 &
   echo $! > "$PID_FILE"
-  for _ in $(seq 1 120); do
+  # A broker holding thousands of partitions (test topics pile up) takes minutes to load them.
+  local timeout="${KAFKA_START_TIMEOUT_SECONDS:-300}"
+  for _ in $(seq 1 $((timeout * 2))); do
     if port_open "$PORT" && { [ -z "$SASL_SSL_PORT" ] || port_open "$SASL_SSL_PORT"; }; then
       echo "kafka.sh: broker ready"; return
     fi
     if ! running; then echo "kafka.sh: broker exited; last log lines:" >&2; tail -30 "$LOG_FILE" >&2; exit 1; fi
     sleep 0.5
   done
-  echo "kafka.sh: broker did not open port $PORT within 60 s" >&2; tail -30 "$LOG_FILE" >&2; exit 1
+  echo "kafka.sh: broker did not open port $PORT within $timeout s (KAFKA_START_TIMEOUT_SECONDS)" >&2; tail -30 "$LOG_FILE" >&2; exit 1
 }
 
 stop() {

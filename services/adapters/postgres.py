@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import structlog
 
 from services.config.settings import Settings
@@ -65,7 +66,9 @@ def is_unreachable(exc: BaseException) -> bool:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=dumps, decoder=json.loads, schema="pg_catalog")
+    # orjson decodes what json.dumps wrote (money is a string in every document) at a
+    # fraction of the cost: the relay decodes every claimed row's headers.
+    await conn.set_type_codec("jsonb", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
 class Backoff:

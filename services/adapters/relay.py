@@ -20,6 +20,8 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter as Metric
 
 from services.adapters.kafka import check_access, client_options, is_retryable_start_failure
@@ -35,6 +37,9 @@ MISSING_TOPIC = Metric(
 _MISSING_TOPIC_RETRY_SECONDS = 60.0
 _METADATA_TIMEOUT_SECONDS = 5.0
 _LANE_LOCK_NAMESPACE = 7_240_002
+# The producer's own partitioner (murmur2 of the key, as the Java client): a key keeps its
+# partition whichever client published it.
+_PARTITIONER = DefaultPartitioner()
 _PURGE_EVERY_SECONDS = 60.0
 _PURGE_BATCH = 10_000
 # ctid batches: bounded work per statement, and concurrent relays skip each other's rows.
@@ -63,12 +68,24 @@ _LOCK_LANES = """
     WHERE pg_try_advisory_xact_lock($2, lane)
     LIMIT $3
 """
+# Rows in id order, as many as make up ``relay_batch`` messages (at least one row): a row holds
+# one lane's messages of one batch (docs/outbox.md).
 _CLAIM = """
-    SELECT id, topic, key, value, headers FROM outbox
-    WHERE published_at IS NULL AND lane = ANY($1::int[]) AND NOT topic = ANY($2::text[])
+    SELECT id, topics, keys, payloads, headers FROM (
+        SELECT id, topics, keys, payloads, headers,
+               sum(cardinality(topics)) OVER (ORDER BY id) - cardinality(topics) AS before
+        FROM (
+            SELECT id, topics, keys, payloads, headers FROM outbox
+            WHERE published_at IS NULL AND lane = ANY($1::int[]) AND NOT topics && $2::text[]
+            ORDER BY id
+            LIMIT $3
+        ) AS unpublished
+    ) AS claimed
+    WHERE before < $3
     ORDER BY id
-    LIMIT $3
 """
+# (topic, key, value, headers) of one message, in a claim's order.
+Message = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 class OutboxRelay:
@@ -188,7 +205,7 @@ class OutboxRelay:
         return not missing
 
     async def publish_once(self) -> int:
-        """Publish one claim of rows; return how many."""
+        """Publish one claim of rows; return how many messages they held."""
         assert self.producer is not None
         s = self.settings
         async with self.pool.acquire() as conn, conn.transaction():
@@ -203,15 +220,16 @@ class OutboxRelay:
             rows = await conn.fetch(_CLAIM, lanes, self._set_aside(), s.relay_batch)
             if not rows:
                 return 0
-            if not await self._topics_exist({row["topic"] for row in rows}):
+            if not await self._topics_exist({topic for row in rows for topic in row["topics"]}):
                 return 0  # claim again without the missing topics; nothing was sent
-            futures: list[Any] = []
-            for row in rows:
-                headers = [(name, value.encode()) for name, value in row["headers"]]
-                futures.append(
-                    await self.producer.send(row["topic"], row["value"], key=row["key"], headers=headers)
+            messages: list[Message] = [
+                (topic, key, value, [(name, text.encode()) for name, text in headers])
+                for row in rows
+                for topic, key, value, headers in zip(
+                    row["topics"], row["keys"], row["payloads"], row["headers"], strict=True
                 )
-            await asyncio.gather(*futures)
+            ]
+            await self._send(messages)
             ids = [row["id"] for row in rows]
             if s.outbox_retention_seconds > 0:
                 await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
@@ -219,6 +237,32 @@ class OutboxRelay:
                 # No retention: a published row is deleted at once, which writes far less
                 # than a second version of it and needs no purge.
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
-        for topic, count in Counter(row["topic"] for row in rows).items():
+        for topic, count in Counter(message[0] for message in messages).items():
             PUBLISHED.labels(topic).inc(count)
-        return len(rows)
+        return len(messages)
+
+    async def _send(self, messages: list[Message]) -> None:
+        """Send ``messages`` in order per partition, a record batch per partition filled
+        directly (``send`` per message costs a future, a partitioner and an accumulator call
+        each); return once the broker acknowledged all of them."""
+        assert self.producer is not None
+        producer = self.producer
+        partitions: dict[str, list[int]] = {}
+        batches: dict[tuple[str, int], BatchBuilder] = {}
+        sent: list[asyncio.Future[Any]] = []
+        for topic, key, value, headers in messages:
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            everywhere = partitions[topic]
+            target = (topic, _PARTITIONER(key, everywhere, everywhere))
+            batch = batches.get(target)
+            if batch is None:
+                batch = batches[target] = producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                # Full: send it (the next one of its partition follows it), start another.
+                sent.append(await producer.send_batch(batch, target[0], partition=target[1]))
+                batch = batches[target] = producer.create_batch()
+                batch.append(timestamp=None, key=key, value=value, headers=headers)
+        for (topic, partition), batch in batches.items():
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)

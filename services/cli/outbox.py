@@ -15,7 +15,7 @@ from services.config.settings import Settings
 async def outbox_status(settings: Settings, conn: asyncpg.Connection) -> dict[str, Any]:
     total = await conn.fetchrow(
         """
-        SELECT count(*) AS unpublished,
+        SELECT coalesce(sum(cardinality(topics)), 0) AS unpublished,
                extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds,
                min(created_at) AS oldest_at
         FROM outbox WHERE published_at IS NULL
@@ -25,10 +25,12 @@ async def outbox_status(settings: Settings, conn: asyncpg.Connection) -> dict[st
         """
         SELECT topic, count(*) AS unpublished,
                extract(epoch FROM now() - min(created_at))::float8 AS oldest_seconds
-        FROM outbox WHERE published_at IS NULL GROUP BY topic ORDER BY topic
+        FROM outbox, unnest(topics) AS topic WHERE published_at IS NULL GROUP BY topic ORDER BY topic
         """
     )
-    published = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+    published = await conn.fetchval(
+        "SELECT coalesce(sum(cardinality(topics)), 0) FROM outbox WHERE published_at IS NOT NULL"
+    )
     existing = await topic_names(settings) if topics else set()
     return {
         "unpublished": total["unpublished"],

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import asyncpg
 import structlog
+import uvloop
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
@@ -318,4 +319,6 @@ def run_service(*handlers: EventHandler, peers: Sequence[PeerFactory] = ()) -> N
         if health is not None:
             await health.stop()
 
-    asyncio.run(main())
+    # uvloop: the consumers, the relay and the database pool spend a good part of each event in
+    # the event loop's own machinery (callbacks, transports), which uvloop runs in C.
+    uvloop.run(main())

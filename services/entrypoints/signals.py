@@ -43,7 +43,8 @@ SIGNALS_REFRESHED = Gauge(
 )
 
 OUTBOX_SQL = (
-    "SELECT count(*), extract(epoch FROM now() - min(created_at)) FROM outbox WHERE published_at IS NULL"
+    "SELECT coalesce(sum(cardinality(topics)), 0), extract(epoch FROM now() - min(created_at))"
+    " FROM outbox WHERE published_at IS NULL"
 )
 PARKED_SQL = "SELECT program, reason, count(*) FROM parked_events GROUP BY program, reason"
 TIMERS_SQL = "SELECT count(*) FROM transactions WHERE status = 'pending' AND auto_accept_at <= now()"

@@ -203,7 +203,7 @@ async def test_outbox_status_names_backlog_and_missing_topics(
         assert settings.topics.event_results not in status["missing_topics"]
         assert status["unpublished"] >= 3 and status["oldest_unpublished_seconds"] >= 0
     finally:
-        await db.execute("DELETE FROM outbox WHERE topic LIKE $1", f"t{tag}.%")
+        await db.execute("DELETE FROM outbox WHERE topics[1] LIKE $1", f"t{tag}.%")
 
 
 async def test_inbox_forget_lets_an_unknown_program_event_apply(kafka_bootstrap, database_url, dbq: Db):

@@ -26,8 +26,9 @@ async def test_database_gauges(db: asyncpg.Pool) -> None:
     program = unique("signals")
     async with db.acquire() as conn:
         outbox_id = await conn.fetchval(
-            "INSERT INTO outbox (lane, topic, key, value, created_at)"
-            " VALUES (0, $1, NULL, '\\x00', now() - interval '10 minutes') RETURNING id",
+            "INSERT INTO outbox (lane, topics, keys, payloads, headers, created_at)"
+            " VALUES (0, ARRAY[$1], ARRAY[NULL::bytea], ARRAY['\\x00'::bytea], '[[]]',"
+            " now() - interval '10 minutes') RETURNING id",
             f"{program}.absent-topic",
         )
         await conn.executemany(

@@ -12,9 +12,11 @@ from aiokafka import AIOKafkaConsumer
 
 from services.adapters.postgres import create_pool
 from services.adapters.relay import OutboxRelay
+from services.adapters.repository import write_outbox
 from services.admin import create_topics
 from services.config.settings import Settings
 from services.service_layer.actions import checkout_ingestion
+from services.service_layer.messages import OutboxMessage
 from tests.harness import Engine
 from tests.integration.conftest import Db
 from tests.integration.test_checkout_ingestion import checkout
@@ -62,8 +64,9 @@ async def test_rows_for_a_missing_topic_do_not_block_other_topics(checkout_engin
     lanes = engine.settings.relay_lanes
     # One stranded row in every lane, so that any claim meets one.
     await dbq.pool.execute(
-        "INSERT INTO outbox (lane, topic, key, value)"
-        " SELECT lane, $1, 'k', 'v' FROM generate_series(0, $2 - 1) lane",
+        "INSERT INTO outbox (lane, topics, keys, payloads, headers)"
+        " SELECT lane, ARRAY[$1], ARRAY['k'::bytea], ARRAY['v'::bytea], '[[]]'"
+        " FROM generate_series(0, $2 - 1) lane",
         missing,
         lanes,
     )
@@ -73,11 +76,11 @@ async def test_rows_for_a_missing_topic_do_not_block_other_topics(checkout_engin
             results = await engine.results(1, timeout=60)
         assert results["flows"]["outcome"] == "applied"
         stranded = await dbq.pool.fetchval(
-            "SELECT count(*) FROM outbox WHERE topic = $1 AND published_at IS NULL", missing
+            "SELECT count(*) FROM outbox WHERE $1 = ANY(topics) AND published_at IS NULL", missing
         )
         assert stranded == lanes, "rows for a missing topic are kept, not dropped"
     finally:
-        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", missing)
+        await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", missing)
 
 
 async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, database_url, dbq: Db):
@@ -85,10 +88,10 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
     topic = f"purge-{uuid.uuid4().hex[:8]}"
     await dbq.pool.execute(
         """
-        INSERT INTO outbox (lane, topic, key, value, published_at) VALUES
-            (0, $1, 'old', 'v', now() - interval '2 days'),
-            (0, $1, 'recent', 'v', now() - interval '1 hour'),
-            (0, $1, 'unpublished', 'v', NULL)
+        INSERT INTO outbox (lane, topics, keys, payloads, headers, published_at)
+        SELECT 0, ARRAY[$1], ARRAY[k::bytea], ARRAY['v'::bytea], '[[]]', p
+        FROM (VALUES ('old', now() - interval '2 days'), ('recent', now() - interval '1 hour'),
+                     ('unpublished', NULL)) AS r(k, p)
         """,
         topic,
     )
@@ -98,27 +101,26 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
     pool = await create_pool(settings)
     try:
         assert await OutboxRelay(settings, pool).purge() >= 1
-        left = await dbq.pool.fetch("SELECT key FROM outbox WHERE topic = $1 ORDER BY key", topic)
+        left = await dbq.pool.fetch(
+            "SELECT keys[1] AS key FROM outbox WHERE $1 = ANY(topics) ORDER BY 1", topic
+        )
         assert [bytes(r["key"]) for r in left] == [b"recent", b"unpublished"]
     finally:
         await pool.close()
-        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", topic)
+        await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", topic)
 
 
 async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootstrap, database_url, dbq: Db):
     topic = f"relays-{uuid.uuid4().hex[:8]}"
     await create_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), [topic], 3)
     keys, per_key = 40, 50
-    await dbq.pool.execute(
-        """
-        INSERT INTO outbox (lane, topic, key, value)
-        SELECT k % 32, $1, convert_to('k' || k, 'UTF8'), convert_to(k || ':' || n, 'UTF8')
-        FROM generate_series(1, $3) n, generate_series(1, $2) k ORDER BY n, k
-        """,
-        topic,
-        keys,
-        per_key,
-    )
+    # As the consumers write them: a batch per n, each packed in one row per lane.
+    async with dbq.pool.acquire() as conn:
+        for n in range(1, per_key + 1):
+            messages = [
+                OutboxMessage(topic, f"k{k}".encode(), f"k{k}:{n}".encode()) for k in range(1, keys + 1)
+            ]
+            await write_outbox(conn, messages, 32)
     # Much contention: small claims of every lane by eight relays at once.
     settings = Settings(
         database_url=database_url,
@@ -135,7 +137,7 @@ async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootst
             await relay.start()
         for _ in range(600):
             if not await dbq.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM outbox WHERE topic = $1 AND published_at IS NULL)", topic
+                "SELECT EXISTS (SELECT 1 FROM outbox WHERE $1 = ANY(topics) AND published_at IS NULL)", topic
             ):
                 break
             await asyncio.sleep(0.05)
@@ -156,4 +158,4 @@ async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootst
         for relay in relays:
             await relay.stop()
         await pool.close()
-        await dbq.pool.execute("DELETE FROM outbox WHERE topic = $1", topic)
+        await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", topic)
