@@ -163,9 +163,10 @@ async def run_engine(
     until no outbox row is left unpublished; return both times in seconds, and the CPU of each
     component from the processes' start until then (read before they are stopped)."""
     modules = [module] if isinstance(module, str) else module
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    poller = await asyncpg.connect(settings.database_url)
+    polls = [await poller.fetchval("SELECT pg_backend_pid()")]  # its CPU is the bench's
     env = {**os.environ, **settings.as_env(), "LOYALTY_LOG_LEVEL": "WARNING"}
-    before = snapshot()
+    before = snapshot(bench_backends=polls)
     start = time.perf_counter()
     processes = [
         await asyncio.create_subprocess_exec(sys.executable, "-m", m, cwd=ROOT, env=env) for m in modules
@@ -174,20 +175,20 @@ async def run_engine(
     cost = Cost()
     try:
         while not committed:
-            if await pool.fetchval(done_sql, *args):
+            if await poller.fetchval(done_sql, *args):
                 committed = time.perf_counter() - start
             elif time.perf_counter() - start > DEADLINE_SECONDS or any(
                 p.returncode is not None for p in processes
             ):
                 raise RuntimeError(f"{modules} did not finish: {done_sql} {args}")
             await asyncio.sleep(0.1)
-        published = await _drained(pool, start, settings.topics)
-        cost = snapshot([p.pid for p in processes]) - before
+        published = await _drained(poller, start, settings.topics)
+        cost = snapshot([p.pid for p in processes], bench_backends=polls) - before
     finally:
         for process in processes:
             process.terminate()
             await process.wait()
-        await pool.close()
+        await poller.close()
     return committed, published, cost
 
 
@@ -259,7 +260,7 @@ async def bench_enrichment(
     return backlog, live_seconds, [quantiles[49], quantiles[98]], backlog_cost, live_cost
 
 
-async def _drained(pool: asyncpg.Pool, start: float, topics: Topics) -> float:
+async def _drained(pool: asyncpg.Pool | asyncpg.Connection, start: float, topics: Topics) -> float:
     """Seconds from ``start`` until no outbox row for this run's topics is left unpublished."""
     sql = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND topics && $1::text[])"
     while await pool.fetchval(sql, topics.all()):

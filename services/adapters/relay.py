@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter as Metric
 
@@ -37,9 +40,6 @@ MISSING_TOPIC = Metric(
 _MISSING_TOPIC_RETRY_SECONDS = 60.0
 _METADATA_TIMEOUT_SECONDS = 5.0
 _LANE_LOCK_NAMESPACE = 7_240_002
-# The producer's own partitioner (murmur2 of the key, as the Java client): a key keeps its
-# partition whichever client published it.
-_PARTITIONER = DefaultPartitioner()
 _PURGE_EVERY_SECONDS = 60.0
 _PURGE_BATCH = 10_000
 # ctid batches: bounded work per statement, and concurrent relays skip each other's rows.
@@ -84,6 +84,23 @@ _CLAIM = """
     WHERE before < $3
     ORDER BY id
 """
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    # murmur2 is pure Python in aiokafka, and a customer's key recurs (three webhooks an event).
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_of(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition aiokafka's default partitioner (the Java client's) gives ``key`` among
+    ``partitions`` (sorted): a key lands where ``send`` would put it, whichever client
+    published it; a message without a key anywhere."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[_key_hash(key) % len(partitions)]
+
+
 # (topic, key, value, headers) of one message, in a claim's order.
 Message = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
 
@@ -253,8 +270,7 @@ class OutboxRelay:
         for topic, key, value, headers in messages:
             if topic not in partitions:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
-            everywhere = partitions[topic]
-            target = (topic, _PARTITIONER(key, everywhere, everywhere))
+            target = (topic, partition_of(key, partitions[topic]))
             batch = batches.get(target)
             if batch is None:
                 batch = batches[target] = producer.create_batch()
