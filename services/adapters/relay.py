@@ -62,11 +62,18 @@ _PURGE_INBOX = """
 # Lanes are locked in one statement and their rows read in the next: under READ COMMITTED the
 # read then takes its snapshot after the lock, so it sees every row the lane's previous holder
 # marked published. (Locking and reading in one statement would read with a snapshot from
-# before the lock, and publish again rows another relay had just published.)
+# before the lock, and publish again rows another relay had just published.) Only lanes with
+# rows to publish are worth a lock: a claim of empty lanes would leave the others waiting for
+# the next wake-up.
 _LOCK_LANES = """
-    SELECT lane FROM (SELECT lane FROM generate_series(0, $1 - 1) AS lane ORDER BY random()) AS l
-    WHERE pg_try_advisory_xact_lock($2, lane)
-    LIMIT $3
+    SELECT lane FROM (
+        SELECT lane FROM (
+            SELECT DISTINCT lane FROM outbox WHERE published_at IS NULL AND NOT topics && $3::text[]
+        ) AS busy
+        ORDER BY random()
+    ) AS l
+    WHERE pg_try_advisory_xact_lock($1, lane)
+    LIMIT $2
 """
 # Rows in id order, as many as make up ``relay_batch`` messages (at least one row): a row holds
 # one lane's messages of one batch (docs/outbox.md).
@@ -151,6 +158,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = Backoff(self.settings)
         while True:
+            # Cleared before the claim, not after: a commit that wakes the relay while it
+            # publishes makes it claim again at once instead of after relay_idle_seconds.
+            self.wakeup.clear()
             try:
                 published = await self.publish_once()
                 if self.settings.outbox_retention_seconds > 0 and time.monotonic() >= self._next_purge:
@@ -165,8 +175,7 @@ class OutboxRelay:
                 log.warning("relay_failed_retrying", error=repr(exc), transient=is_transient(exc))
                 await backoff.wait()
                 continue
-            if published < self.settings.relay_batch:
-                self.wakeup.clear()
+            if not published:  # else other lanes may hold rows too: claim again at once
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_idle_seconds)
 
@@ -229,7 +238,7 @@ class OutboxRelay:
             lanes = [
                 r["lane"]
                 for r in await conn.fetch(
-                    _LOCK_LANES, s.relay_lanes, _LANE_LOCK_NAMESPACE, s.relay_lanes_per_claim
+                    _LOCK_LANES, _LANE_LOCK_NAMESPACE, s.relay_lanes_per_claim, self._set_aside()
                 )
             ]
             if not lanes:
