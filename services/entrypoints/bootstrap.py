@@ -38,6 +38,7 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 
 from services.adapters.health import HealthServer, Readiness
 from services.adapters.kafka import broker_options, check_access, is_retryable_start_failure
@@ -68,6 +69,13 @@ def raw_record(record: Any) -> RawRecord:
         headers=tuple(record.headers or ()),
         timestamp_ms=record.timestamp,
     )
+
+
+async def _records_only(message: StreamMessage[Any]) -> None:
+    """The handlers read the records themselves (``message.raw_message``) and decode them in
+    the pipeline: FastStream's own decoding of every body (JSON, and a message object per
+    record) was thrown away, at 2-4% of a consumer's CPU."""
+    return None
 
 
 class Peer(Protocol):
@@ -139,6 +147,7 @@ class ConsumerProcess:
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
+                decoder=_records_only,
             )
             subscriber(self._on_batch(handler.topic))
             self.subscribers.append((f"{settings.group_prefix}{handler.service}", subscriber))
