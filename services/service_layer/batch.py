@@ -38,6 +38,15 @@ def _meta(decoded: Decoded[Any]) -> EventMeta:
     return EventMeta(decoded.program, decoded.event_id, decoded.action, decoded.occurred_at)
 
 
+def lane(source: str, customer: str | None) -> tuple[str, str | None]:
+    """The ordered stream an event of a transaction came from: its topic (a source is
+    ``topic:partition:offset``, or ``timer``) and its record key, the customer id (the
+    transaction id for a guest's events, which name no customer: DESIGN.md section 2). Kafka
+    keeps one key's records in the order they were sent; records of other keys, even in the
+    same partition, may have been sent in any order."""
+    return source.split(":", 1)[0], customer
+
+
 class BatchCore:
     def __init__(
         self,
@@ -118,7 +127,7 @@ class BatchCore:
                 )
             )
             return "rejected"
-        outcome = self._attempt(uow, program, item)
+        outcome = self._behind_parked(uow, item) or self._attempt(uow, program, item)
         if isinstance(outcome, Parked):
             uow.park(
                 ParkedEvent(
@@ -136,6 +145,24 @@ class BatchCore:
             uow.outbox.append(self.builder.decoded_result(item, "parked", (outcome.code, outcome.message)))
             return "parked"
         return outcome
+
+    @staticmethod
+    def _behind_parked(uow: UnitOfWork, item: Decoded[Any]) -> Parked | None:
+        """An event never overtakes an earlier event of its own lane still parked on its
+        transaction: applied first, it could make the earlier one end otherwise than in the
+        order they were sent (a coupon given back by hand before the full refund sent ahead of
+        it, which then finds the coupon already back). It parks behind it instead."""
+        if item.transaction_id is None:
+            return None
+        own = lane(item.source, getattr(item.event, "customer", None))
+        for parked in uow.parked.get((item.program, item.transaction_id), ()):
+            if lane(parked.source, parked.body.get("customer")) == own:
+                return Parked(
+                    "awaiting_earlier_event",
+                    f"event {parked.event_id}, sent before it on {own[0]} with the same key, is"
+                    f" parked ({parked.reason}); this one waits behind it",
+                )
+        return None
 
     def _attempt(self, uow: UnitOfWork, program: Program, item: Decoded[Any]) -> str | Parked:
         """Apply one event, recording its effects and its final result; a parked event's
@@ -198,7 +225,11 @@ class BatchCore:
     def _release_first_movable(
         self, uow: UnitOfWork, program: Program, waiting: list[ParkedEvent], by: str
     ) -> str | None:
+        # Lanes with an earlier event still parked: their later events wait behind it.
+        held: set[tuple[str, str | None]] = set()
         for parked in waiting:
+            if lane(parked.source, parked.body.get("customer")) in held:
+                continue
             decoded = Decoded(
                 source=parked.source,
                 event=self.registry[parked.action].model.model_validate(parked.body),
@@ -212,6 +243,7 @@ class BatchCore:
             mark = len(uow.outbox)
             outcome = self._attempt(uow, program, decoded)
             if isinstance(outcome, Parked):
+                held.add(lane(parked.source, parked.body.get("customer")))
                 continue
             # Its span only once it moves (a retry that stays parked wrote nothing).
             span = self.tracer.event(decoded, released_by=by)
