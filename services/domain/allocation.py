@@ -20,6 +20,8 @@ def allocate(whole: int, weights: Sequence[Decimal]) -> list[int]:
         return []
     if any(w < 0 for w in weights):
         raise ValueError("weights are non-negative")
+    if whole == 0:
+        return [0] * len(weights)  # most checkouts burn nothing: no division, no sort
     total_weight = sum(weights, Decimal(0))
     if total_weight == 0:
         # Nothing to weigh by: split evenly.

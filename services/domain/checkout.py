@@ -20,7 +20,7 @@ from services.domain.customer import Customer, Movement, record_purchase
 from services.domain.earn import Cart, CartItem, EarnResult, compute_earn
 from services.domain.effects import Effects, Parked, Rejected
 from services.domain.program import Program
-from services.domain.purchase import Checkout, PurchaseContents, PurchaseItem
+from services.domain.purchase import Checkout, ProductLine, PurchaseContents
 from services.domain.transaction import CampaignPoints, Item, Status, Transaction, benefit_data
 
 
@@ -36,13 +36,13 @@ def check_metadata(program: Program, metadata: dict[str, Any] | None) -> None:
         raise Rejected("invalid_metadata", f"metadata at {where}: {errors[0].message}")
 
 
-def products_without_category(items: Iterable[PurchaseItem]) -> list[str]:
+def products_without_category(items: Iterable[ProductLine]) -> list[str]:
     """Product ids of items sent without a category: their catalog category is looked up."""
     return [item.product_id for item in items if item.category is None and item.product_id]
 
 
 def catalog_categories(
-    items: Iterable[PurchaseItem], product_doc: Callable[[str], Mapping[str, Any] | None]
+    items: Iterable[ProductLine], product_doc: Callable[[str], Mapping[str, Any] | None]
 ) -> dict[str, str]:
     """The catalog category of each item's product, by product id (for :func:`price_purchase`)."""
     found = {}
@@ -55,13 +55,23 @@ def catalog_categories(
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # a value, not frozen: one is built per event (services/domain/purchase.py)
 class Pricing:
     """What a purchase is worth: conversion rate, points and the priced order lines."""
 
     rate: Decimal
     earn: EarnResult
     items: list[Item]
+
+    def fields(self) -> dict[str, Any]:
+        """The transaction fields it sets."""
+        return {
+            "rate": self.rate,
+            "points_base": self.earn.base,
+            "points_bonus": self.earn.bonus,
+            "campaigns": [CampaignPoints(campaign=c.campaign, points=c.points) for c in self.earn.campaigns],
+            "items": self.items,
+        }
 
 
 def price_purchase(
@@ -125,11 +135,8 @@ def price_purchase(
 
 
 def apply_pricing(txn: Transaction, pricing: Pricing) -> None:
-    txn.rate = pricing.rate
-    txn.points_base = pricing.earn.base
-    txn.points_bonus = pricing.earn.bonus
-    txn.campaigns = [CampaignPoints(campaign=c.campaign, points=c.points) for c in pricing.earn.campaigns]
-    txn.items = pricing.items
+    for name, value in pricing.fields().items():
+        setattr(txn, name, value)
 
 
 def check_burn(customer: Customer | None, extra_burn: int) -> None:
@@ -200,6 +207,10 @@ def register_checkout(
         categories=categories,
     )
     pending = program.pending_period
+    # What the customer gets is set before transaction.created announces it (the burn and
+    # the credit below then change balances, not the transaction); a guest gets nothing yet.
+    points = pricing.earn.points if customer is not None else 0
+    # Built whole: setting fields one by one on a pydantic model costs more than validating them.
     txn = Transaction(
         program=program.name,
         transaction_id=data.transaction_id,
@@ -220,13 +231,10 @@ def register_checkout(
         updated_at=at,
         auto_accept_at=(data.auto_accept or at + pending.duration) if pending else None,
         accepted_at=None if pending else at,
+        points_pending=points if pending else 0,
+        points_earned=0 if pending else points,
+        **pricing.fields(),
     )
-    apply_pricing(txn, pricing)
-    if customer is not None:
-        # Set before announcing, so that transaction.created shows what the customer gets.
-        txn.points_pending = txn.points_to_earn if txn.status is Status.pending else 0
-        txn.points_earned = txn.points_to_earn if txn.status is Status.accepted else 0
-    # Final before it is announced: the burn and the credit below change balances, not txn.
     registered = effects.announce("transaction.created", txn)
     for code in txn.coupons:
         effects.benefit("coupon.redeemed", txn.customer, benefit_data(txn, "coupon", code))

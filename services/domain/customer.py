@@ -35,7 +35,7 @@ _DELTAS: dict[Movement, tuple[int, int, int, int]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # a value, not frozen: one is built per movement (services/domain/purchase.py)
 class LedgerEntry:
     program: str
     customer_id: str

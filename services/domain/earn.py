@@ -24,7 +24,9 @@ from decimal import Decimal
 from services.domain.program import Campaign, Program
 
 
-@dataclass(frozen=True)
+# Values, never changed once built; slotted and not frozen, as several are built per event and
+# a frozen dataclass costs several times as much to build (services/domain/purchase.py).
+@dataclass(slots=True)
 class CartItem:
     product_id: str | None
     subtotal: Decimal
@@ -33,7 +35,7 @@ class CartItem:
     points_rewarded: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Cart:
     total: Decimal
     items: tuple[CartItem, ...] = ()
@@ -44,13 +46,13 @@ class Cart:
     points_rewarded: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CampaignBonus:
     campaign: str
     points: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EarnResult:
     base: int
     bonus: int

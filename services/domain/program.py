@@ -22,15 +22,18 @@ class Rounding(StrEnum):
 
     @property
     def decimal_mode(self) -> str:
-        return {
-            Rounding.floor: ROUND_FLOOR,
-            Rounding.ceil: ROUND_CEILING,
-            Rounding.half_up: ROUND_HALF_UP,
-            Rounding.half_even: ROUND_HALF_EVEN,
-        }[self]
+        return _DECIMAL_MODES[self]
 
     def to_points(self, value: Decimal) -> int:
         return int(value.to_integral_value(rounding=self.decimal_mode))
+
+
+_DECIMAL_MODES = {
+    Rounding.floor: ROUND_FLOOR,
+    Rounding.ceil: ROUND_CEILING,
+    Rounding.half_up: ROUND_HALF_UP,
+    Rounding.half_even: ROUND_HALF_EVEN,
+}
 
 
 class _Strict(BaseModel):

@@ -2,12 +2,16 @@
 checkout update, as plain domain values. The wire models (``services/contract/inbound.py``)
 are translated to these at the edge (``services/service_layer/actions.py``), so a change of
 the wire shape never reaches the rules. Money is ``Decimal``, points ``int``.
+
+Values, never changed once built; not frozen only because one is built per order line of
+every event, and a frozen dataclass costs several times as much to build (each field set
+through ``object.__setattr__``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -15,7 +19,7 @@ from typing import Any, Protocol
 from services.domain.transaction import IntentType
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PurchaseItem:
     """An order line as sent: its subtotal, or price, quantity and discount to work it out."""
 
@@ -38,6 +42,16 @@ class PurchaseItem:
         return self.price * self.quantity - (self.discount or Decimal(0))
 
 
+class ProductLine(Protocol):
+    """What an order line's catalog product is found by: the domain's line or the wire's, so
+    that the rows an event reads are known without translating it first."""
+
+    @property
+    def product_id(self) -> str | None: ...
+    @property
+    def category(self) -> str | None: ...
+
+
 class PurchaseContents(Protocol):
     """What prices a purchase: a checkout's data, an update's merged data, or a preview's cart."""
 
@@ -53,7 +67,7 @@ class PurchaseContents(Protocol):
     def points_rewarded(self) -> int | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Purchase:
     """Just what prices a purchase (the read API's points preview of a cart)."""
 
@@ -64,7 +78,7 @@ class Purchase:
     points_rewarded: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Checkout:
     """A checkout to register: for a customer, or a guest's (``guest``, no customer)."""
 
@@ -81,11 +95,11 @@ class Checkout:
     store: str | None = None
     auto_accept: datetime | None = None
     type: IntentType = IntentType.Shop
-    metadata: dict[str, Any] | None = field(default=None, hash=False)
-    utm_data: dict[str, Any] | None = field(default=None, hash=False)
+    metadata: dict[str, Any] | None = None
+    utm_data: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CheckoutUpdate:
     """What a pending transaction's update replaces; ``None`` keeps the transaction's own
     (currency, burn, store, metadata, auto-accept date)."""
@@ -98,4 +112,4 @@ class CheckoutUpdate:
     items: tuple[PurchaseItem, ...] = ()
     store: str | None = None
     auto_accept: datetime | None = None
-    metadata: dict[str, Any] | None = field(default=None, hash=False)
+    metadata: dict[str, Any] | None = None

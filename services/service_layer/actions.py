@@ -109,17 +109,13 @@ def _purchase_keys(program: str, event: Any) -> Needs:
     """A checkout or update also reads the catalog products of items sent without a category
     (their catalog category feeds the category earn rules); a checkout locks its coupons."""
     needs = _keys(program, event)
-    needs.catalog = [
-        (program, "product", pid) for pid in products_without_category(to_items(event.data.items))
-    ]
+    needs.catalog = [(program, "product", pid) for pid in products_without_category(event.data.items)]
     needs.coupons = [(program, code) for code in getattr(event.data, "coupons", [])]
     return needs
 
 
-def _categories(uow: UnitOfWork, program: str, event: Any) -> dict[str, str]:
-    return catalog_categories(
-        to_items(event.data.items), lambda pid: uow.catalog.get((program, "product", pid))
-    )
+def _categories(uow: UnitOfWork, program: str, items: Iterable[PurchaseItem]) -> dict[str, str]:
+    return catalog_categories(items, lambda pid: uow.catalog.get((program, "product", pid)))
 
 
 def _no_rows(program: str, event: Any) -> Needs:
@@ -197,7 +193,8 @@ def _owner(uow: UnitOfWork, txn: Transaction) -> Customer | None:
 def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, effects: Effects) -> None:
     existing = uow.transaction(program.name, event.data.transaction_id)
     customer = uow.customer(program.name, event.customer) if event.customer else None
-    categories = _categories(uow, program.name, event)
+    checkout = to_checkout(event)
+    categories = _categories(uow, program.name, checkout.items)
     codes = event.data.coupons
     redeemed = coupons_for_checkout(
         codes,
@@ -205,9 +202,7 @@ def _checkout(uow: UnitOfWork, program: Program, event: inbound.CheckoutEvent, e
         event.customer,
         effects.meta.occurred_at,
     )
-    uow.put_transaction(
-        register_checkout(program, to_checkout(event), customer, existing, effects, categories)
-    )
+    uow.put_transaction(register_checkout(program, checkout, customer, existing, effects, categories))
     for coupon in redeemed:
         uow.put_coupon(program.name, coupon)
 
@@ -263,8 +258,9 @@ def _claim(uow: UnitOfWork, program: Program, event: inbound.CheckoutClaimEvent,
 def _update(uow: UnitOfWork, program: Program, event: inbound.CheckoutUpdateEvent, effects: Effects) -> None:
     txn = _transaction_or_draft(uow, program, event)
     check_customer(event.customer, txn)
-    categories = _categories(uow, program.name, event)
-    update_checkout(program, to_checkout_update(event), _owner(uow, txn), txn, effects, categories)
+    update = to_checkout_update(event)
+    categories = _categories(uow, program.name, update.items)
+    update_checkout(program, update, _owner(uow, txn), txn, effects, categories)
     uow.put_transaction(txn)
 
 

@@ -36,7 +36,7 @@ class Needs:
         self.catalog += other.catalog
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # a value, not frozen: one is built per status change (domain/purchase.py)
 class HistoryRow:
     program: str
     transaction_id: str

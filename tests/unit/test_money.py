@@ -34,7 +34,7 @@ def test_unknown_currencies_have_two_digits() -> None:
 
 @given(
     st.decimals(min_value=-(10**12), max_value=10**12, places=6, allow_nan=False, allow_infinity=False),
-    st.integers(min_value=0, max_value=4),
+    st.integers(min_value=0, max_value=6),
 )
 def test_formatting_is_exact_plain_and_has_the_minor_unit(amount: Decimal, digits: int) -> None:
     text = format_money(amount, digits)

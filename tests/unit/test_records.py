@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.contract.inbound import CheckoutClaimEvent, CheckoutEvent
 from services.service_layer.actions import checkout_ingestion
-from services.service_layer.decoding import Decoded, Invalid, RawRecord, decode
+from services.service_layer.decoding import Decoded, Invalid, RawRecord, _parse_json, decode
 
 TIMESTAMP_MS = 1_709_294_400_000  # 2024-03-01T12:00:00Z
 CHECKOUTS = checkout_ingestion()
@@ -203,3 +206,34 @@ def test_record_helpers() -> None:
     assert rec.header("missing") is None
     assert rec.header("event-id") == "x"
     assert rec.source == "loyalty.checkouts:2:7"
+
+
+# JSON texts (numbers with fractions and exponents among them), the same with a BOM or
+# cut short, and any bytes at all.
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+_json_texts = _json_values.map(json.dumps)
+_bodies = st.one_of(
+    _json_texts.map(str.encode),
+    _json_texts.map(lambda text: ("\ufeff" + text).encode()),
+    st.tuples(_json_texts, st.integers(min_value=0, max_value=20)).map(lambda t: t[0][: t[1]].encode()),
+    st.binary(max_size=24),
+)
+
+
+@given(_bodies)
+def test_bodies_are_parsed_as_json_loads_parses_them(value: bytes) -> None:
+    """The decoder built once gives what ``json.loads(..., parse_float=Decimal)`` gives, and
+    refuses what it refuses with the same message (the DLQ's error-message header)."""
+    try:
+        expected = json.loads(value.decode("utf-8"), parse_float=Decimal)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+        with pytest.raises(type(exc), match=f"^{re.escape(str(exc))}$"):
+            _parse_json(value)
+    else:
+        assert repr(_parse_json(value)) == repr(expected)
