@@ -56,6 +56,7 @@ from services.contract.inbound import CheckoutEvent
 from services.domain.checkout import register_checkout
 from services.domain.effects import Effects, EventMeta
 from services.domain.program import Program
+from services.entrypoints.bootstrap import tune_garbage_collector
 from services.entrypoints.timer import PendingTimer
 from services.service_layer.actions import pending_lifecycle, to_checkout
 from services.service_layer.pipeline import BatchPipeline
@@ -406,6 +407,8 @@ async def main() -> None:
     events = [checkout(n, customers) for n in range(count)]
     bodies = [json.dumps(e).encode() for e in events]
     keys = [e["customer"].encode() for e in events]
+    # The in-process stages (core alone, the timer's sweep) run as a consumer process does.
+    tune_garbage_collector()
     print(machine())
     print(
         f"bench: {count} checkouts, {customers} customers, {settings.topic_partitions} partitions, run {tag}"

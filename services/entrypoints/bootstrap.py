@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -292,12 +293,30 @@ class ConsumerProcess:
         return True
 
 
+# Allocations before the cyclic garbage collector's youngest generation is collected (700 by
+# default). A batch keeps every event's objects alive until it is saved, about fifty per event,
+# so at the default the collector ran every dozen events and walked the batch's survivors again
+# and again (about a fifth of a checkout's CPU). Nothing here relies on prompt cycle collection:
+# cycles are rare and are still collected, less often.
+_GC_YOUNGEST_THRESHOLD = 50_000
+
+
+def tune_garbage_collector() -> None:
+    """Start-up's objects (modules, models, settings) live as long as the process: frozen out
+    of every later collection, and collections made rarer (``_GC_YOUNGEST_THRESHOLD``)."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNGEST_THRESHOLD, older, oldest)
+
+
 def run_service(*handlers: EventHandler, peers: Sequence[PeerFactory] = ()) -> None:
     """Process entrypoint: one consumer process of these handlers and peers, until
     SIGTERM/SIGINT."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format, handlers[0].service)
     configure_tracing(settings, handlers[0].service)  # only with OTEL_EXPORTER_OTLP_ENDPOINT
+    tune_garbage_collector()
 
     async def main() -> None:
         process = ConsumerProcess(settings, handlers, peers=peers)

@@ -28,7 +28,9 @@ _WEBHOOK_NAMESPACE = uuid.UUID("6f1c8f0e-3a52-4d1e-9d2b-6c0b9f2a7e11")
 _WEBHOOK_NAMESPACE_BYTES = _WEBHOOK_NAMESPACE.bytes
 
 
-@dataclass(frozen=True)
+# Slotted, not frozen: five are built per checkout, and a frozen dataclass's __init__ costs
+# several times more; tracing adds its headers in place (tracing.stamp).
+@dataclass(slots=True)
 class OutboxMessage:
     topic: str
     key: bytes | None

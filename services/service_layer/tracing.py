@@ -120,10 +120,7 @@ def stamp(messages: list[OutboxMessage], start: int, context: TraceContext) -> N
         return
     headers = context.headers()
     for i in range(start, len(messages)):
-        m = messages[i]
-        # Built directly (dataclasses.replace costs twice as much); every field is listed
-        # (tests/unit/test_tracing.py checks them).
-        messages[i] = type(m)(m.topic, m.key, m.value, m.headers + headers)
+        messages[i].headers += headers
 
 
 class EventSpan(Protocol):
