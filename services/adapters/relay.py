@@ -64,14 +64,16 @@ _PURGE_INBOX = """
 # marked published. (Locking and reading in one statement would read with a snapshot from
 # before the lock, and publish again rows another relay had just published.) Only lanes with
 # rows to publish are worth a lock: a claim of empty lanes would leave the others waiting for
-# the next wake-up.
+# the next wake-up. One index probe per lane (outbox_unpublished), whatever the backlog.
 _LOCK_LANES = """
     SELECT lane FROM (
-        SELECT lane FROM (
-            SELECT DISTINCT lane FROM outbox WHERE published_at IS NULL AND NOT topics && $3::text[]
-        ) AS busy
+        SELECT g.lane FROM generate_series(0, $4 - 1) AS g(lane)
+        WHERE EXISTS (
+            SELECT 1 FROM outbox o
+            WHERE o.published_at IS NULL AND o.lane = g.lane AND NOT o.topics && $3::text[]
+        )
         ORDER BY random()
-    ) AS l
+    ) AS busy
     WHERE pg_try_advisory_xact_lock($1, lane)
     LIMIT $2
 """
@@ -175,7 +177,9 @@ class OutboxRelay:
                 log.warning("relay_failed_retrying", error=repr(exc), transient=is_transient(exc))
                 await backoff.wait()
                 continue
-            if not published:  # else other lanes may hold rows too: claim again at once
+            # A claim takes every busy lane: short of a full claim, what is left came after its
+            # snapshot, and a commit since then has set the wake-up.
+            if published < self.settings.relay_batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_idle_seconds)
 
@@ -238,7 +242,11 @@ class OutboxRelay:
             lanes = [
                 r["lane"]
                 for r in await conn.fetch(
-                    _LOCK_LANES, _LANE_LOCK_NAMESPACE, s.relay_lanes_per_claim, self._set_aside()
+                    _LOCK_LANES,
+                    _LANE_LOCK_NAMESPACE,
+                    s.relay_lanes_per_claim,
+                    self._set_aside(),
+                    s.relay_lanes,
                 )
             ]
             if not lanes:
