@@ -12,8 +12,9 @@ Pending lifecycle:
 6. accepts: N/2 ``checkout_accept`` events through the lifecycle process, end to end.
 Enrichment:
 7. the enrichment process over the N registrations of stage 4 (a backlog), enrichments/s;
-8. N/10 new checkouts with checkout ingestion and enrichment running together: the lag from a
-   registration's publication to its enrichment's (Kafka record timestamps; p50, p99).
+8. N/10 new checkouts produced at the steady-load rate (500/s) to checkout ingestion and
+   enrichment running together, after a warm-up checkout: the lag from a registration's
+   publication to its enrichment's (Kafka record timestamps; p50, p99).
 Refunds:
 9. N/2 full ``refund`` events through the refunds process, end to end.
 Replicas:
@@ -38,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ from services.service_layer.unit_of_work import UnitOfWork
 from tools.bench_api import PER_CUSTOMER, api_program, bench_read_api
 from tools.bench_core import core_rate
 from tools.bench_import import bench_import
-from tools.bench_load import bench_load
+from tools.bench_load import bench_load, send_paced
 from tools.bench_load import report as load_report
 from tools.cpu import Cost, machine, snapshot
 
@@ -158,11 +160,16 @@ async def probe_insert(settings: Settings, bodies: list[bytes]) -> float:
 
 
 async def run_engine(
-    settings: Settings, module: str | list[str], done_sql: str, args: list[Any]
+    settings: Settings,
+    module: str | list[str],
+    done_sql: str,
+    args: list[Any],
+    feed: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> tuple[float, float, Cost]:
     """Run consumer processes from start until ``done_sql`` is true (state committed), then
     until no outbox row is left unpublished; return both times in seconds, and the CPU of each
-    component from the processes' start until then (read before they are stopped)."""
+    component from the processes' start until then (read before they are stopped). ``feed``,
+    when given, produces the stage's events once the processes are started."""
     modules = [module] if isinstance(module, str) else module
     poller = await asyncpg.connect(settings.database_url)
     polls = [await poller.fetchval("SELECT pg_backend_pid()")]  # its CPU is the bench's
@@ -174,6 +181,7 @@ async def run_engine(
     ]
     committed = published = 0.0
     cost = Cost()
+    feeding = asyncio.create_task(feed()) if feed is not None else None
     try:
         while not committed:
             if await poller.fetchval(done_sql, *args):
@@ -182,10 +190,15 @@ async def run_engine(
                 p.returncode is not None for p in processes
             ):
                 raise RuntimeError(f"{modules} did not finish: {done_sql} {args}")
+            if feeding is not None and feeding.done():
+                feeding.result()  # a failed feed fails the stage
             await asyncio.sleep(0.1)
         published = await _drained(poller, start, settings.topics)
         cost = snapshot([p.pid for p in processes], bench_backends=polls) - before
     finally:
+        if feeding is not None:
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
         for process in processes:
             process.terminate()
             await process.wait()
@@ -233,26 +246,46 @@ async def _published(settings: Settings, prefix: str) -> tuple[dict[str, int], d
 
 
 async def bench_enrichment(
-    settings: Settings, program: Program, count: int
+    settings: Settings, program: Program, count: int, rate: int
 ) -> tuple[float, float, list[float], Cost, Cost]:
     """Enrichments per second from the checkout stage's backlog of registrations; then the lag
-    (registration published to enrichment published) with checkout and enrichment running live;
-    the CPU of each."""
+    (registration published to enrichment published) with checkout and enrichment running live,
+    checkouts produced at ``rate`` a second once both have enriched a warm-up checkout; the CPU
+    of each."""
     backlog, _, backlog_cost = await run_engine(
         settings, "services.enrichment", _ENRICHED, [program.name, count, "order-%"]
     )
     live = count // 10
-    bodies = [checkout(n, live // 10) | {"event_id": f"live-{n}"} for n in range(live)]
-    for body in bodies:
-        body["data"]["transaction_id"] = f"live-{body['data']['transaction_id']}"
-    await produce(
-        settings,
-        settings.topics.checkouts,
-        [json.dumps(b).encode() for b in bodies],
-        [b["customer"].encode() for b in bodies],
-    )
+
+    def live_body(n: int, name: str) -> dict[str, Any]:
+        body = checkout(n, max(live // 10, 1)) | {"event_id": f"{name}-{n}"}
+        body["data"]["transaction_id"] = f"{name}-{body['data']['transaction_id']}"
+        return body
+
+    async def feed() -> None:
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
+        await producer.start()
+        try:
+            # Not timed: both processes up, assigned and through their first batch.
+            await send_paced(producer, settings.topics.checkouts, [live_body(0, "warmup")], rate)
+            conn = await asyncpg.connect(settings.database_url)
+            try:
+                while not await conn.fetchval(_ENRICHED, program.name, 1, "warmup-%"):
+                    await asyncio.sleep(0.05)
+            finally:
+                await conn.close()
+            await send_paced(
+                producer, settings.topics.checkouts, [live_body(n, "live") for n in range(live)], rate
+            )
+        finally:
+            await producer.stop()
+
     live_seconds, _, live_cost = await run_engine(
-        settings, ["services.checkout", "services.enrichment"], _ENRICHED, [program.name, live, "live-%"]
+        settings,
+        ["services.checkout", "services.enrichment"],
+        _ENRICHED,
+        [program.name, live, "live-%"],
+        feed,
     )
     registered, enriched = await _published(settings, "live-")
     lags = [(at - registered[tid]) / 1000 for tid, at in enriched.items() if tid in registered]
@@ -430,13 +463,15 @@ async def main() -> None:
     accepted, accepts_published, accepts_cost = await bench_events(
         settings, pending, accepts, "checkout_accept", "services.lifecycle", "accepted"
     )
-    enriched, live_seconds, lag, enrich_cost, live_cost = await bench_enrichment(settings, program, count)
+    load_rate = int(os.environ.get("LOYALTY_BENCH_LOAD_RATE", "500"))
+    enriched, live_seconds, lag, enrich_cost, live_cost = await bench_enrichment(
+        settings, program, count, load_rate
+    )
     refunded, refunds_published, refunds_cost = await bench_events(
         settings, program, accepts, "refund", "services.refunds", "refunded"
     )
     one = await bench_replicas(settings, program, count, 1)
     two = await bench_replicas(settings, program, count, 2)
-    load_rate = int(os.environ.get("LOYALTY_BENCH_LOAD_RATE", "500"))
     load_seconds = float(os.environ.get("LOYALTY_BENCH_LOAD_SECONDS", "60"))
     load_customers = max(int(load_rate * load_seconds) // 10, 1)
 
@@ -476,7 +511,7 @@ async def main() -> None:
         (f"lifecycle: {accepts} accepts, committed", accepted, accepts, "", None),
         (f"lifecycle: {accepts} accepts, published", accepts_published, accepts, "", accepts_cost),
         (f"enrichment: {count} registrations, backlog", enriched, count, "", enrich_cost),
-        (f"enrichment live: {count // 10} checkouts", live_seconds, count // 10, "", live_cost),
+        (f"enrichment live: {count // 10} at {load_rate}/s", live_seconds, count // 10, "", live_cost),
         (f"refunds: {accepts} full refunds, committed", refunded, accepts, "", None),
         (f"refunds: {accepts} full refunds, published", refunds_published, accepts, "", refunds_cost),
         (f"checkouts, 1 replica: {count}, committed", one[0], count, "", None),

@@ -99,6 +99,30 @@ class _Seen:
                         self.webhooks.setdefault(tid, []).append(now)
 
 
+async def send_paced(
+    producer: AIOKafkaProducer, topic: str, bodies: list[dict[str, Any]], rate: int
+) -> dict[str, float]:
+    """Send checkout ``bodies`` at ``rate`` a second (every 10 ms, those due by then), keyed by
+    customer; return when each was sent (perf_counter) by transaction id, once all are acked."""
+    payloads = [(json.dumps(b).encode(), b["customer"].encode()) for b in bodies]
+    sent_at: dict[str, float] = {}
+    futures = []
+    start = time.perf_counter()
+    sent = tick = 0
+    while sent < len(bodies):
+        tick += 1
+        due = min(len(bodies), round(rate * tick * TICK_SECONDS))
+        for n in range(sent, due):
+            sent_at[bodies[n]["data"]["transaction_id"]] = time.perf_counter()
+            futures.append(await producer.send(topic, payloads[n][0], key=payloads[n][1]))
+        sent = due
+        pause = start + tick * TICK_SECONDS - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+    await asyncio.gather(*futures)
+    return sent_at
+
+
 async def bench_load(
     base: Settings, tag: str, body: Callable[[int], dict[str, Any]], rate: int, seconds: float
 ) -> LoadResult:
@@ -127,25 +151,9 @@ async def bench_load(
 
         total = int(rate * seconds)
         bodies = [body(n) for n in range(total)]
-        payloads = [(json.dumps(b).encode(), b["customer"].encode()) for b in bodies]
-        sent_at: dict[str, float] = {}
-        futures = []
         before = cpu.snapshot([process.pid])
         start = time.perf_counter()
-        sent = tick = 0
-        while sent < total:
-            tick += 1
-            due = min(total, round(rate * tick * TICK_SECONDS))
-            for n in range(sent, due):
-                sent_at[bodies[n]["data"]["transaction_id"]] = time.perf_counter()
-                futures.append(
-                    await producer.send(settings.topics.checkouts, payloads[n][0], key=payloads[n][1])
-                )
-            sent = due
-            pause = start + tick * TICK_SECONDS - time.perf_counter()
-            if pause > 0:
-                await asyncio.sleep(pause)
-        await asyncio.gather(*futures)
+        sent_at = await send_paced(producer, settings.topics.checkouts, bodies, rate)
         produce_seconds = time.perf_counter() - start
 
         events = {b["event_id"]: b["data"]["transaction_id"] for b in bodies}
