@@ -25,6 +25,7 @@ from services.adapters.repository import (
     _read_catalog,
     _refresh_purchase_dates,
     _save_customers,
+    _transaction_columns,
     write_outbox,
 )
 from services.service_layer.importing import ACTION, ImportCore, Outcome, Parsed, catalog_needs
@@ -93,21 +94,7 @@ async def _save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
         await conn.copy_records_to_table(
             "import_transactions_staging",
             columns=_STAGING_COLUMNS,
-            records=[
-                (
-                    t.program,
-                    t.transaction_id,
-                    t.customer,
-                    t.status.value,
-                    t.type.value,
-                    t.created_at,
-                    t.updated_at,
-                    t.accepted_at,
-                    t.auto_accept_at,
-                    t.document(),
-                )
-                for t in txns
-            ],
+            records=list(zip(*_transaction_columns(txns), strict=True)),
         )
         status = await conn.execute(
             """

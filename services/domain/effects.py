@@ -78,19 +78,24 @@ class Effects:
         )
     )
 
+    def _post(self, customer: Customer, movement: Movement, points: int, transaction_id: str) -> None:
+        """Move the points on the customer's balances and record the ledger entry."""
+        self.ledger.append(
+            move_points(
+                customer,
+                movement,
+                points,
+                transaction_id=transaction_id,
+                event_key=self.meta.event_id,
+                at=self.meta.occurred_at,
+            )
+        )
+
     def move(self, customer: Customer, movement: Movement, points: int, transaction_id: str) -> None:
         """Move points on the ledger, count them in the result and announce them by webhook."""
         if points == 0:
             return
-        entry = move_points(
-            customer,
-            movement,
-            points,
-            transaction_id=transaction_id,
-            event_key=self.meta.event_id,
-            at=self.meta.occurred_at,
-        )
-        self.ledger.append(entry)
+        self._post(customer, movement, points, transaction_id)
         if (effect := _POINTS_EFFECT.get(movement)) is not None:
             self.points[effect] += points
             self.webhooks.append(

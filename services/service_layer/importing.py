@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from services.contract.importing import CSV_COLUMNS, CSV_JSON_COLUMNS, ImportRecord
 from services.domain.checkout import catalog_categories, products_without_category, register_checkout
-from services.domain.customer import Customer, Movement, move_points
+from services.domain.customer import Customer, Movement
 from services.domain.effects import Effects, EventMeta, Rejected, StatusChange
 from services.domain.program import Program
 from services.domain.purchase import Checkout
@@ -193,16 +193,7 @@ class _Quiet(Effects):
 
     def move(self, customer: Customer, movement: Movement, points: int, transaction_id: str) -> None:
         if points:
-            self.ledger.append(
-                move_points(
-                    customer,
-                    movement,
-                    points,
-                    transaction_id=transaction_id,
-                    event_key=self.meta.event_id,
-                    at=self.meta.occurred_at,
-                )
-            )
+            self._post(customer, movement, points, transaction_id)
 
     def transition(
         self,
