@@ -31,14 +31,13 @@ from pydantic_core import core_schema
 from services.api.app import create_app
 from services.config.settings import Settings, Topics
 from services.contract import inbound, outbound
-from services.domain import transaction
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 # Money as it goes out (services/domain/money.py): a plain decimal string, never an exponent.
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
-_MONEY_SERIALIZER = get_args(transaction.Money)[1].func
+_MONEY_SERIALIZER = get_args(outbound.Money)[1].func
 
 # Inbound topics (attribute of Topics) and the union of the actions each carries.
 INBOUND_TOPICS: dict[str, Any] = {

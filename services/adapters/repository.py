@@ -69,7 +69,7 @@ async def _lock_transactions(conn: asyncpg.Connection, uow: UnitOfWork, keys: Se
         programs,
         ids,
     ):
-        txn = Transaction.model_validate(upgrade("transaction", row["doc_version"], row["doc"]))
+        txn = Transaction.from_document(upgrade("transaction", row["doc_version"], row["doc"]))
         key = (txn.program, txn.transaction_id)
         uow.transactions[key] = txn
         uow.stored_transactions.add(key)

@@ -22,8 +22,9 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from services.contract.inbound import CheckoutItem, Id, NonNegativeMoney, Points
+from services.contract.outbound import Transaction
 from services.domain.catalog import CouponStatus
-from services.domain.transaction import IntentType, Transaction
+from services.domain.transaction import IntentType
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500

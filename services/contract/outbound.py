@@ -17,13 +17,22 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Union, cast, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    SerializationInfo,
+    create_model,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 from typing_extensions import TypedDict
 
 from services.domain.catalog import CouponStatus
-from services.domain.transaction import Money, Status, Transaction
+from services.domain.money import DEFAULT_MINOR_UNITS, format_money
+from services.domain.transaction import IntentType, Status
 
 WebhookType = Literal[
     "transaction.created",
@@ -60,6 +69,77 @@ class _SchemaOf:
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         return handler(self.model.__pydantic_core_schema__)
+
+
+def _money_json(value: Decimal, info: SerializationInfo) -> str:
+    context = info.context or {}
+    return format_money(value, context.get("minor_units", DEFAULT_MINOR_UNITS))
+
+
+# An amount in the transaction's currency: a plain decimal string with the currency's minor
+# units in JSON (serialised with the currency's digits as context, ``minor_units``).
+Money = Annotated[Decimal, PlainSerializer(_money_json, return_type=str, when_used="json")]
+
+
+# The JSON form of the transaction aggregate (``services.domain.transaction``), which writes it
+# by hand: schema only, and the reference tests/unit/test_snapshots.py holds that form to.
+# Without docstrings, as the published schemas have no descriptions for them.
+class Item(BaseModel):
+    product_id: str | None = None
+    product_name: str | None = None
+    product_url: str | None = None
+    image_url: str | None = None
+    category: str | None = None
+    price: Money | None = None
+    quantity: Decimal = Decimal(1)
+    discount: Money | None = None
+    subtotal: Money
+    points_rewarded: int = 0
+    points_burned: int = 0
+    refunded_quantity: Decimal = Decimal(0)
+
+
+class CampaignPoints(BaseModel):
+    campaign: str
+    points: int
+
+
+class Transaction(BaseModel):
+    program: str
+    transaction_id: str
+    customer: str | None
+    guest: bool = False
+    status: Status
+    type: IntentType = IntentType.Shop
+    currency: str
+    rate: Decimal = Decimal(1)
+    total: Money
+    refunded: Money = Decimal(0)
+    points_base: int = 0
+    points_bonus: int = 0
+    campaigns: list[CampaignPoints] = Field(default_factory=list)
+    points_earned: int = 0
+    points_pending: int = 0
+    points_burned: int = 0
+    points_restored: int = 0
+    points_revoked: int = 0
+    items: list[Item] = Field(default_factory=list)
+    coupons: list[str] = Field(default_factory=list)
+    offers: list[str] = Field(default_factory=list)
+    coupons_unredeemed: list[str] = Field(default_factory=list)
+    offers_unredeemed: list[str] = Field(default_factory=list)
+    store: str | None = None
+    store_details: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    utm_data: dict[str, Any] | None = None
+    shares: dict[str, int] | None = None
+    occurred_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    auto_accept_at: datetime | None = None
+    accepted_at: datetime | None = None
+    rejected_at: datetime | None = None
+    enriched_at: datetime | None = None
 
 
 class StoreDetails(TypedDict, total=False):

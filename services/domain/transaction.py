@@ -1,30 +1,26 @@
 """The transaction aggregate: an order and everything loyalty did with it.
 
-A pydantic model so that it is at once the domain object, the stored document and the
-snapshot carried by status-change events and webhooks. No I/O here.
+Plain slotted dataclasses, no I/O and no validation: the rules build and change them with
+domain values. Their JSON form (the snapshot carried by status changes and webhooks, which is
+also the stored document) is written by hand below; its schema is the contract's
+``services.contract.outbound.Transaction``, and tests/unit/test_snapshots.py proves the two
+agree, both ways, over drawn transactions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from operator import attrgetter
+from typing import Any
 
-from pydantic import BaseModel, Field, PlainSerializer, SerializationInfo
+import orjson
 from pydantic_core import to_jsonable_python
 
-from services.domain.money import DEFAULT_MINOR_UNITS, format_money, minor_units
-
-
-def _money_json(value: Decimal, info: SerializationInfo) -> str:
-    context = info.context or {}
-    return format_money(value, context.get("minor_units", DEFAULT_MINOR_UNITS))
-
-
-# An amount in the transaction's currency: a plain decimal string with the currency's minor
-# units in JSON (the transaction passes its currency's digits as serialisation context).
-Money = Annotated[Decimal, PlainSerializer(_money_json, return_type=str, when_used="json")]
+from services.domain.money import format_money, minor_units
 
 
 class Status(StrEnum):
@@ -47,19 +43,38 @@ class IntentType(StrEnum):
     EarlyWithdrawalFee = "EarlyWithdrawalFee"
 
 
-class Item(BaseModel):
+# Not frozen: the rules change a transaction in place, on a copy (``clone``) of the stored one.
+@dataclass(slots=True, kw_only=True)
+class Item:
     product_id: str | None = None
     product_name: str | None = None
     product_url: str | None = None
     image_url: str | None = None
     category: str | None = None
-    price: Money | None = None
+    price: Decimal | None = None
     quantity: Decimal = Decimal(1)
-    discount: Money | None = None
-    subtotal: Money
+    discount: Decimal | None = None
+    subtotal: Decimal
     points_rewarded: int = 0
     points_burned: int = 0
     refunded_quantity: Decimal = Decimal(0)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Item:
+        return cls(
+            product_id=doc.get("product_id"),
+            product_name=doc.get("product_name"),
+            product_url=doc.get("product_url"),
+            image_url=doc.get("image_url"),
+            category=doc.get("category"),
+            price=_optional_decimal(doc.get("price")),
+            quantity=_decimal(doc.get("quantity", 1)),
+            discount=_optional_decimal(doc.get("discount")),
+            subtotal=_decimal(doc["subtotal"]),
+            points_rewarded=doc.get("points_rewarded", 0),
+            points_burned=doc.get("points_burned", 0),
+            refunded_quantity=_decimal(doc.get("refunded_quantity", 0)),
+        )
 
     def _snapshot(self, digits: int) -> dict[str, Any]:
         return {
@@ -78,12 +93,14 @@ class Item(BaseModel):
         }
 
 
-class CampaignPoints(BaseModel):
+@dataclass(slots=True)
+class CampaignPoints:
     campaign: str
     points: int
 
 
-class Transaction(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Transaction:
     program: str
     transaction_id: str
     customer: str | None
@@ -93,13 +110,13 @@ class Transaction(BaseModel):
     currency: str
     # Factor converting ``currency`` amounts into the program currency.
     rate: Decimal = Decimal(1)
-    total: Money
-    refunded: Money = Decimal(0)
+    total: Decimal
+    refunded: Decimal = Decimal(0)
     # What the purchase earns (base + bonus); credited to the customer as pending or
     # earned, or held until claimed for a guest checkout.
     points_base: int = 0
     points_bonus: int = 0
-    campaigns: list[CampaignPoints] = Field(default_factory=list)
+    campaigns: list[CampaignPoints] = field(default_factory=list)
     points_earned: int = 0
     points_pending: int = 0
     points_burned: int = 0
@@ -107,11 +124,11 @@ class Transaction(BaseModel):
     points_restored: int = 0
     # Earned points taken back by refunds.
     points_revoked: int = 0
-    items: list[Item] = Field(default_factory=list)
-    coupons: list[str] = Field(default_factory=list)
-    offers: list[str] = Field(default_factory=list)
-    coupons_unredeemed: list[str] = Field(default_factory=list)
-    offers_unredeemed: list[str] = Field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    coupons: list[str] = field(default_factory=list)
+    offers: list[str] = field(default_factory=list)
+    coupons_unredeemed: list[str] = field(default_factory=list)
+    offers_unredeemed: list[str] = field(default_factory=list)
     store: str | None = None
     store_details: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -157,26 +174,66 @@ class Transaction(BaseModel):
     def clone(self) -> Transaction:
         """A copy to change independently: lists and items are copied; every other value is
         immutable or replaced whole by the rules (metadata, shares, store details)."""
-        copy = self.model_copy()
-        fields = copy.__dict__
-        fields["items"] = [item.model_copy() for item in self.items]
-        for name in ("campaigns", "coupons", "offers", "coupons_unredeemed", "offers_unredeemed"):
-            fields[name] = list(fields[name])
+        copy = Transaction(**dict(zip(_TRANSACTION_FIELDS, _transaction_values(self), strict=True)))
+        copy.items = [Item(**dict(zip(_ITEM_FIELDS, _item_values(item), strict=True))) for item in self.items]
+        copy.campaigns = list(self.campaigns)  # CampaignPoints are never changed, only replaced
+        copy.coupons = list(self.coupons)
+        copy.offers = list(self.offers)
+        copy.coupons_unredeemed = list(self.coupons_unredeemed)
+        copy.offers_unredeemed = list(self.offers_unredeemed)
         return copy
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Transaction:
+        """The transaction a stored document (``document()``, upgraded to the current
+        version) describes; what a field's absence means is its default."""
+        return cls(
+            program=doc["program"],
+            transaction_id=doc["transaction_id"],
+            customer=doc["customer"],
+            guest=doc.get("guest", False),
+            status=Status(doc["status"]),
+            type=IntentType(doc.get("type", IntentType.Shop)),
+            currency=doc["currency"],
+            rate=_decimal(doc.get("rate", 1)),
+            total=_decimal(doc["total"]),
+            refunded=_decimal(doc.get("refunded", 0)),
+            points_base=doc.get("points_base", 0),
+            points_bonus=doc.get("points_bonus", 0),
+            campaigns=[CampaignPoints(c["campaign"], c["points"]) for c in doc.get("campaigns", ())],
+            points_earned=doc.get("points_earned", 0),
+            points_pending=doc.get("points_pending", 0),
+            points_burned=doc.get("points_burned", 0),
+            points_restored=doc.get("points_restored", 0),
+            points_revoked=doc.get("points_revoked", 0),
+            items=[Item.from_document(item) for item in doc.get("items", ())],
+            coupons=list(doc.get("coupons", ())),
+            offers=list(doc.get("offers", ())),
+            coupons_unredeemed=list(doc.get("coupons_unredeemed", ())),
+            offers_unredeemed=list(doc.get("offers_unredeemed", ())),
+            store=doc.get("store"),
+            store_details=doc.get("store_details"),
+            metadata=doc.get("metadata"),
+            utm_data=doc.get("utm_data"),
+            shares=doc.get("shares"),
+            occurred_at=_moment(doc["occurred_at"]),
+            created_at=_moment(doc["created_at"]),
+            updated_at=_moment(doc["updated_at"]),
+            auto_accept_at=_optional_moment(doc.get("auto_accept_at")),
+            accepted_at=_optional_moment(doc.get("accepted_at")),
+            rejected_at=_optional_moment(doc.get("rejected_at")),
+            enriched_at=_optional_moment(doc.get("enriched_at")),
+        )
 
     def touch(self, at: datetime) -> None:
         """``updated_at`` is the latest event time applied, so it does not depend on the
         order parked events were released in."""
         self.updated_at = max(self.updated_at, at)
 
-    def _money_context(self) -> dict[str, int]:
-        return {"minor_units": minor_units(self.currency)}
-
     def snapshot(self) -> dict[str, Any]:
-        """The JSON form carried by status changes and webhooks: ``model_dump(mode="json")``
-        with the currency's minor units, written out field by field, which is cheaper than the
-        model's serialiser calling back into Python for every amount.
-        tests/unit/test_snapshots.py proves the two equal over drawn transactions."""
+        """The JSON form carried by status changes and webhooks, and stored: every field, money
+        as a decimal string with the currency's minor units (the contract's ``Transaction``,
+        ``model_dump(mode="json")``; tests/unit/test_snapshots.py proves them equal)."""
         digits = minor_units(self.currency)
         occurred = _jsonable(self.occurred_at)
 
@@ -225,8 +282,32 @@ class Transaction(BaseModel):
         }
 
     def document(self) -> str:
-        """The stored JSON document (the same form as the snapshot)."""
-        return self.model_dump_json(context=self._money_context())
+        """The stored JSON document: the snapshot, which ``from_document`` reads back."""
+        return orjson.dumps(self.snapshot()).decode()
+
+
+# For copies: every field's value at once (attrgetter reads them in C).
+_TRANSACTION_FIELDS = tuple(f.name for f in fields(Transaction))
+_transaction_values = attrgetter(*_TRANSACTION_FIELDS)
+_ITEM_FIELDS = tuple(f.name for f in fields(Item))
+_item_values = attrgetter(*_ITEM_FIELDS)
+
+
+def _decimal(value: str | int | Decimal) -> Decimal:
+    # Stored amounts are decimal strings; str() keeps a number written otherwise exact too.
+    return value if isinstance(value, Decimal) else Decimal(value if isinstance(value, str) else str(value))
+
+
+def _optional_decimal(value: str | int | Decimal | None) -> Decimal | None:
+    return None if value is None else _decimal(value)
+
+
+def _moment(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _optional_moment(value: str | datetime | None) -> datetime | None:
+    return None if value is None else _moment(value)
 
 
 def _jsonable(value: object) -> Any:
