@@ -13,10 +13,11 @@ the refund rules revoke.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from services.contract.free_form import FreeForm
 from services.contract.inbound import CheckoutItem, Id, NonNegativeMoney, Points, PositiveMoney, _Body
 from services.domain.transaction import IntentType
 
@@ -65,7 +66,7 @@ class ImportRecord(_Body):
     points_revoked: Points | None = None
     store: Id | None = None
     type: IntentType = IntentType.Shop
-    metadata: dict[str, Any] | None = None
+    metadata: FreeForm | None = None
 
     @model_validator(mode="after")
     def _final_state(self) -> Self:

@@ -8,25 +8,122 @@ numbers. ``schemas/inbound/*.json`` is generated from these models (``make schem
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    GetPydanticSchema,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticKnownError, SchemaValidator, core_schema
+from pydantic_core.core_schema import ErrorType
 
+from services.contract.free_form import FreeForm
 from services.domain.catalog import Offer, Product, Store
 from services.domain.transaction import IntentType
 
-
-def _id_text(value: Any) -> Any:
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return str(value)
-    return value
+_ID_MAX_LENGTH = 200
+_TEXT = SchemaValidator(core_schema.str_schema())
 
 
-Id = Annotated[str, BeforeValidator(_id_text), Field(min_length=1, max_length=200)]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False)]
-NonNegativeMoney = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
+def _id(value: Any) -> str:
+    """A string, or an int or Decimal (never a bool) as its ``str()``, of 1 to 200 characters.
+
+    One Python call per id: a ``BeforeValidator`` with ``Field(min_length, max_length)`` cost
+    three (after a validator, pydantic checks lengths in Python), a fifth of a checkout's
+    validation. The errors are theirs, word for word (the DLQ's message is built from them).
+    """
+    text: str
+    if type(value) is str:
+        text = value
+    elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+        text = str(value)
+    else:  # pydantic's str: its coercions (a str subclass, bytes) and its "a valid string"
+        text = _TEXT.validate_python(value)
+    length = len(text)
+    if length > _ID_MAX_LENGTH:
+        raise PydanticKnownError(
+            "too_long", {"field_type": "Value", "max_length": _ID_MAX_LENGTH, "actual_length": length}
+        )
+    if not length:
+        raise PydanticKnownError("too_short", {"field_type": "Value", "min_length": 1, "actual_length": 0})
+    return text
+
+
+Id = Annotated[
+    str,
+    GetPydanticSchema(
+        lambda _source, _handler: core_schema.no_info_plain_validator_function(
+            _id, serialization=core_schema.simple_ser_schema("str")
+        )
+    ),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": _ID_MAX_LENGTH}),
+]
+
+
+class _Amount:
+    """``Field(ge=/gt=, max_digits, decimal_places, allow_inf_nan=False)`` on a Decimal: the
+    same values, errors and JSON schema, for half the CPU.
+
+    pydantic checks an amount's digits with ``normalize()`` and two ``as_tuple()`` calls, which
+    cost a fifth of a checkout's decoding. A finite amount above the lower limit, below
+    ``10 ** (max_digits - decimal_places)`` and with no more decimals than allowed has at most
+    ``max_digits`` significant digits, so passes every one of pydantic's checks: it is let
+    through on two comparisons and a ``quantize``. Any other amount gets pydantic's checks.
+    """
+
+    def __init__(self, max_digits: int, decimal_places: int, *, ge: int | None = None, gt: int | None = None):
+        self._checked: TypeAdapter[Decimal] = TypeAdapter(
+            Annotated[
+                Decimal,
+                Field(
+                    ge=ge, gt=gt, max_digits=max_digits, decimal_places=decimal_places, allow_inf_nan=False
+                ),
+            ]
+        )
+        self._quantum = Decimal(1).scaleb(-decimal_places)
+        self._bound = Decimal(10) ** (max_digits - decimal_places)
+        self._floor = Decimal(ge if ge is not None else gt if gt is not None else -self._bound)
+        self._floor_allowed = ge is not None
+
+    def _check(self, value: Decimal) -> Decimal:
+        if (
+            value.is_finite()  # first: comparing a NaN raises
+            and (self._floor <= value if self._floor_allowed else self._floor < value)
+            and value < self._bound
+            and value == value.quantize(self._quantum)
+        ):
+            return value
+        try:
+            return self._checked.validate_python(value)
+        except ValidationError as exc:
+            # Raised from here, the error is on this field's own input, as pydantic's would be.
+            (error,) = exc.errors()
+            raise PydanticKnownError(cast(ErrorType, error["type"]), error.get("ctx")) from None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(self._checked.core_schema)
+
+
+Money = Annotated[Decimal, _Amount(18, 6)]
+NonNegativeMoney = Annotated[Decimal, _Amount(18, 6, ge=0)]
+PositiveMoney = Annotated[Decimal, _Amount(18, 6, gt=0)]
 Points = Annotated[int, Field(ge=0, le=10**12)]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=4, allow_inf_nan=False)]
+Quantity = Annotated[Decimal, _Amount(12, 4, gt=0)]
 
 
 class _Body(BaseModel):
@@ -48,7 +145,9 @@ class CheckoutItem(_Body):
 
     @model_validator(mode="after")
     def _subtotal_known(self) -> CheckoutItem:
-        if self.subtotal is None and self.price is None:
+        if self.subtotal is not None:  # it is the effective subtotal, and never negative
+            return self
+        if self.price is None:
             raise ValueError("an item needs a subtotal or a price")
         if self.effective_subtotal < 0:
             raise ValueError("the item's discount exceeds price * quantity")
@@ -74,8 +173,8 @@ class CheckoutData(_Body):
     store: Id | None = None
     auto_accept: AwareDatetime | None = None
     type: IntentType = IntentType.Shop
-    metadata: dict[str, Any] | None = None
-    utm_data: dict[str, Any] | None = None
+    metadata: FreeForm | None = None
+    utm_data: FreeForm | None = None
 
 
 class TransactionRef(_Body):
@@ -113,9 +212,7 @@ class CouponRedeemData(_Body):
     code: Id
     transaction_id: Id | None = None
     # Gift cards: how much of the balance is spent. Other coupons are used up whole.
-    amount: Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)] | None = (
-        None
-    )
+    amount: PositiveMoney | None = None
 
 
 class CouponRedeemEvent(_Event):
@@ -140,7 +237,7 @@ class CheckoutUpdateData(_Body):
     items: list[CheckoutItem] = Field(default_factory=list, max_length=1000)
     store: Id | None = None
     auto_accept: AwareDatetime | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: FreeForm | None = None
 
 
 class _LifecycleEvent(_Event):
@@ -172,9 +269,6 @@ LifecycleTopicEvent = Annotated[
     CheckoutUpdateEvent | CheckoutAcceptEvent | CheckoutRejectEvent | PointUnspendEvent,
     Field(discriminator="action"),
 ]
-
-
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=18, decimal_places=6, allow_inf_nan=False)]
 
 
 class RefundData(_Body):

@@ -143,6 +143,8 @@ def decode(
         body = _parse_json(record.value)
     except (UnicodeDecodeError, ValueError) as exc:
         return Invalid(record, "malformed_json", f"not UTF-8 JSON: {exc}", default_program, None, None)
+    except RecursionError:  # not a failure of the batch: retried, it would fail the same forever
+        return Invalid(record, "malformed_json", "JSON nested too deeply", default_program, None, None)
 
     if not isinstance(body, dict):
         return Invalid(
@@ -155,7 +157,9 @@ def decode(
         body = translated
     program = _text(body.get("program")) or record.header("program") or default_program
     explicit_id = _text(body.get("event_id")) or record.header("event-id")
-    action = body.get("action") if isinstance(body.get("action"), str) else None
+    action = body.get("action")
+    if not isinstance(action, str):
+        action = None
 
     if action not in actions:
         return Invalid(
@@ -171,17 +175,24 @@ def decode(
     except ValidationError as exc:
         return Invalid(record, "schema_violation", _summarise(exc), program, explicit_id, action)
 
-    occurred_at = getattr(event, "occurred_at", None) or datetime.fromtimestamp(
-        record.timestamp_ms / 1000, UTC
-    )
+    occurred_at = getattr(event, "occurred_at", None)
+    if occurred_at is None:
+        try:
+            occurred_at = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        except (OverflowError, OSError, ValueError):  # a producer's clock or its bug
+            message = (
+                f"occurred_at is absent and the record's timestamp ({record.timestamp_ms} ms) is not a time"
+            )
+            return Invalid(record, "schema_violation", message, program, explicit_id, action)
     data = getattr(event, "data", None)
+    # Positional, in field order: keywords cost as much again as building it, per record.
     return Decoded(
-        source=record.source,
-        event=event,
-        program=program,
-        event_id=explicit_id or _canonical_hash(body),
-        action=action,
-        occurred_at=occurred_at,
-        transaction_id=getattr(data, "transaction_id", None),
-        trace=parse_headers(record.headers) if record.headers else None,
+        record.source,
+        event,
+        program,
+        explicit_id or _canonical_hash(body),
+        action,
+        occurred_at,
+        getattr(data, "transaction_id", None),
+        parse_headers(record.headers) if record.headers else None,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -197,6 +198,27 @@ def test_free_objects_take_any_attribute() -> None:
         event(data={"transaction_id": "t", "total": 1, "metadata": free, "utm_data": free})
     )
     assert ev.data.metadata == free and ev.data.utm_data == free
+
+
+@pytest.mark.parametrize("field", ["metadata", "utm_data"])
+@pytest.mark.parametrize(
+    ("free", "where"),
+    [
+        ({"n": 2**64}, "n"),
+        ({"a": {"b": [1, -(2**63) - 1]}}, "a.b[1]"),
+    ],
+)
+def test_free_objects_refuse_integers_beyond_64_bits(field: str, free: dict[str, Any], where: str) -> None:
+    """They go out in every snapshot, which no 64-bit JSON writer or reader takes whole: refused
+    here, they cannot stall a partition later (services/contract/free_form.py)."""
+    with pytest.raises(ValidationError, match=rf"the integer at {re.escape(where)} does not fit in 64 bits"):
+        CheckoutEvent.model_validate(event(data={"transaction_id": "t", "total": 1, field: free}))
+
+
+def test_free_objects_take_64_bit_integers_and_decimals_of_any_size() -> None:
+    free = {"max": 2**64 - 1, "min": -(2**63), "big": Decimal("1E+400"), "flag": True}
+    ev = CheckoutEvent.model_validate(event(data={"transaction_id": "t", "total": 1, "metadata": free}))
+    assert ev.data.metadata == free
 
 
 @pytest.mark.parametrize("model", sorted(_INBOUND_MODELS, key=lambda m: m.__name__), ids=lambda m: m.__name__)

@@ -121,6 +121,14 @@ def test_schema_violation_names_the_field(data: dict[str, Any], field: str) -> N
     assert result.action == "checkout"
 
 
+def test_an_integer_beyond_64_bits_in_metadata_is_a_schema_violation() -> None:
+    """Not a failure of the batch: it would be retried forever and stall the partition."""
+    data = {"transaction_id": "t", "total": 1, "metadata": {"n": 2**64}}
+    result = invalid(record(with_(data=data, event_id="ev-1")))
+    assert result.code == "schema_violation"
+    assert "data.metadata: Value error, the integer at n does not fit in 64 bits" in result.message
+
+
 def test_schema_violation_on_claim_names_the_field() -> None:
     result = invalid(record({"action": "checkout_claim", "data": {"transaction_id": "t"}}))
     assert result.code == "schema_violation"
@@ -193,6 +201,22 @@ def test_occurred_at_defaults_to_the_record_timestamp() -> None:
     result = decoded(record(CHECKOUT))
     assert result.occurred_at == datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     assert result.occurred_at.tzinfo is not None
+
+
+def test_a_record_timestamp_that_is_no_time_is_a_schema_violation_when_occurred_at_is_absent() -> None:
+    """A producer's clock gone wrong fails its own record, not the batch (retried forever)."""
+    rec = record(with_(event_id="ev-1"))
+    rec.timestamp_ms = 10**16
+    result = invalid(rec)
+    assert result.code == "schema_violation"
+    assert result.message == f"occurred_at is absent and the record's timestamp ({10**16} ms) is not a time"
+    rec.value = json.dumps(with_(event_id="ev-1", occurred_at="2023-12-25T10:00:00+01:00")).encode()
+    assert decoded(rec).occurred_at == datetime(2023, 12, 25, 9, 0, tzinfo=UTC)
+
+
+def test_json_nested_too_deeply_is_malformed_not_a_failure_of_the_batch() -> None:
+    result = invalid(record(b"[" * 100_000 + b"]" * 100_000))
+    assert (result.code, result.message) == ("malformed_json", "JSON nested too deeply")
 
 
 def test_occurred_at_from_the_body_wins() -> None:

@@ -132,8 +132,10 @@ def test_a_stored_document_reads_back_as_the_contract_model_reads_it(txn: Transa
     assert stored == json.loads(json.dumps(txn.snapshot()))
     read = Transaction.from_document(stored)
     assert asdict(read) == outbound.Transaction.model_validate(stored).model_dump()
-    # Reading back is a fixed point: the copy read writes the very same document.
-    assert orjson.loads(read.document()) == stored
+    # Reading back is a fixed point (from the first copy read: a drawn offset with seconds is
+    # written without them, as pydantic writes it, so the first read may differ by those).
+    again = Transaction.from_document(orjson.loads(read.document()))
+    assert again.document() == read.document()
 
 
 def test_a_snapshot_is_a_copy_the_transaction_does_not_change() -> None:
