@@ -210,7 +210,7 @@ def register_checkout(
     # What the customer gets is set before transaction.created announces it (the burn and
     # the credit below then change balances, not the transaction); a guest gets nothing yet.
     points = pricing.earn.points if customer is not None else 0
-    # Built whole: setting fields one by one on a pydantic model costs more than validating them.
+    # Built whole, in one call: the rules never hold a half-filled transaction.
     txn = Transaction(
         program=program.name,
         transaction_id=data.transaction_id,
