@@ -71,7 +71,12 @@ class MemoryStore:
         for key in uow.touched_customers:
             state.customers[key] = replace(uow.customers[key])
         for key in uow.touched_transactions:
-            state.transactions[key] = uow.transactions[key].clone()
+            txn = uow.transactions[key]
+            # The snapshot the unit of work kept is the document PostgreSQL stores: it must be
+            # the transaction's state, which every drawn interleaving of the core suite checks.
+            kept = uow.snapshots.get(key)
+            assert kept is None or kept == txn.snapshot(), f"the snapshot kept of {key} is stale"
+            state.transactions[key] = txn.clone()
         state.ledger += uow.ledger
         state.history += uow.history
         released = set(uow.released_parked)

@@ -94,7 +94,7 @@ async def _save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
         await conn.copy_records_to_table(
             "import_transactions_staging",
             columns=_STAGING_COLUMNS,
-            records=list(zip(*_transaction_columns(txns), strict=True)),
+            records=list(zip(*_transaction_columns(txns, uow.snapshots), strict=True)),
         )
         status = await conn.execute(
             """

@@ -77,6 +77,9 @@ class Effects:
             ("points_earned", "points_pending", "points_burned", "points_revoked", "points_restored"), 0
         )
     )
+    # The last snapshot taken of each transaction, by (program, transaction id): rules take it
+    # as their last act on the transaction, so it is the state to store (docs/batching.md).
+    snapshots: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def _post(self, customer: Customer, movement: Movement, points: int, transaction_id: str) -> None:
         """Move the points on the customer's balances and record the ledger entry."""
@@ -127,6 +130,7 @@ class Effects:
         """Record a status change (and its webhook) after ``txn`` has taken its new status.
         ``snapshot``: the one an ``announce`` of this same state returned (saves a dump)."""
         snapshot = snapshot or txn.snapshot()
+        self.snapshots[(txn.program, txn.transaction_id)] = snapshot
         self.status_changes.append(StatusChange(snapshot, from_status, txn.status))
         if webhook is not None:
             self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
@@ -137,6 +141,6 @@ class Effects:
 
     def announce(self, webhook: str, txn: Transaction) -> dict[str, Any]:
         """A webhook about the transaction as it is now; returns its snapshot."""
-        snapshot = txn.snapshot()
+        snapshot = self.snapshots[(txn.program, txn.transaction_id)] = txn.snapshot()
         self.webhooks.append(Webhook(webhook, txn.customer, {"transaction": snapshot}))
         return snapshot

@@ -80,6 +80,10 @@ class UnitOfWork:
     # Customers whose first/last purchase dates must be recomputed from their remaining
     # purchases (a purchase was fully refunded): done set-based when saving.
     stale_purchase_dates: set[Key] = field(default_factory=set)
+    # The snapshot an applied event took of a transaction as its last act on it (for its status
+    # change or webhook): the state saving stores, so it is not taken again. Dropped whenever
+    # an event takes the transaction, as that event may change it (docs/batching.md).
+    snapshots: dict[Key, dict[str, Any]] = field(default_factory=dict)
 
     # Reference data: catalog entries read or written (None: absent or deleted), coupons.
     catalog: dict[CatalogKey, dict[str, Any] | None] = field(default_factory=dict)
@@ -162,6 +166,7 @@ class UnitOfWork:
 
     def transaction(self, program: str, transaction_id: str) -> Transaction | None:
         key = (program, transaction_id)
+        self.snapshots.pop(key, None)
         txn = self.transactions.get(key)
         if txn is not None and self._undo is not None and ("transaction", key) not in self._kept:
             self.transactions[key] = txn.clone()
@@ -171,6 +176,7 @@ class UnitOfWork:
 
     def put_transaction(self, txn: Transaction) -> None:
         key = (txn.program, txn.transaction_id)
+        self.snapshots.pop(key, None)
         self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
         self.transactions[key] = txn
         self.touched_transactions.add(key)
@@ -183,6 +189,7 @@ class UnitOfWork:
     def record(self, effects: Effects) -> None:
         self.ledger.extend(effects.ledger)
         meta = effects.meta
+        self.snapshots.update(effects.snapshots)
         for change in effects.status_changes:
             self.history.append(
                 HistoryRow(

@@ -35,7 +35,9 @@ zones = (
         st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)),
     )
 )
-moments = st.datetimes(timezones=zones)
+# A day inside datetime's range on either side, so that moving one to another offset cannot
+# overflow it (year 1 at +00:00:00.000001 is in year 0 in UTC).
+moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones)
 # Free-form values as they arrive (decimals: bodies are parsed with parse_float=Decimal, and
 # Infinity or NaN become floats) or come back from storage (floats); integers as the inbound
 # contract bounds them (services/contract/inbound.py).
