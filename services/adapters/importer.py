@@ -25,7 +25,7 @@ from services.adapters.repository import (
     _read_catalog,
     _refresh_purchase_dates,
     _save_customers,
-    _transaction_columns,
+    _transaction_rows,
     write_outbox,
 )
 from services.service_layer.importing import ACTION, ImportCore, Outcome, Parsed, catalog_needs
@@ -94,7 +94,7 @@ async def _save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
         await conn.copy_records_to_table(
             "import_transactions_staging",
             columns=_STAGING_COLUMNS,
-            records=list(zip(*_transaction_columns(txns, uow.snapshots), strict=True)),
+            records=_transaction_rows(txns, uow.snapshots),
         )
         status = await conn.execute(
             """

@@ -9,6 +9,7 @@ of deadlocking.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -44,14 +45,11 @@ async def _claim_inbox(conn: asyncpg.Connection, rows: Sequence[InboxRow]) -> se
     inserted = await conn.fetch(
         """
         INSERT INTO inbox (program, event_key, action, source)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        SELECT * FROM unnest($1::inbox_row[])
         ON CONFLICT DO NOTHING
         RETURNING program, event_key
         """,
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
+        rows,
     )
     return {(r["program"], r["event_key"]) for r in inserted}
 
@@ -181,27 +179,30 @@ async def _read_catalog(conn: asyncpg.Connection, uow: UnitOfWork, keys: Iterabl
         )
 
 
-def _transaction_columns(
+# A transaction's columns in the order of the transaction_row type (migrations/010_row_types.sql).
+TransactionRow = tuple[
+    str, str, str | None, str, str, datetime, datetime, datetime | None, datetime | None, str
+]
+
+
+def _transaction_rows(
     txns: Sequence[Transaction], snapshots: Mapping[Key, dict[str, Any]]
-) -> list[list[object]]:
+) -> list[TransactionRow]:
     return [
-        [t.program for t in txns],
-        [t.transaction_id for t in txns],
-        [t.customer for t in txns],
-        [t.status.value for t in txns],
-        [t.type.value for t in txns],
-        [t.created_at for t in txns],
-        [t.updated_at for t in txns],
-        [t.accepted_at for t in txns],
-        [t.auto_accept_at for t in txns],
-        [t.document(snapshots.get((t.program, t.transaction_id))) for t in txns],
+        (
+            t.program,
+            t.transaction_id,
+            t.customer,
+            t.status.value,
+            t.type.value,
+            t.created_at,
+            t.updated_at,
+            t.accepted_at,
+            t.auto_accept_at,
+            t.document(snapshots.get((t.program, t.transaction_id))),
+        )
+        for t in txns
     ]
-
-
-_TXN_UNNEST = """unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-                        $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::text[])
-                 AS u(program, transaction_id, customer_id, status, type, created_at, updated_at,
-                      accepted_at, auto_accept_at, doc)"""
 
 
 async def _save_transactions(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
@@ -210,30 +211,30 @@ async def _save_transactions(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
     old = [t for t in touched if (t.program, t.transaction_id) in uow.stored_transactions]
     if new:
         inserted = await conn.fetch(
-            f"""
+            """
             INSERT INTO transactions (program, transaction_id, customer_id, status, type, created_at,
                                       updated_at, accepted_at, auto_accept_at, doc, doc_version)
             SELECT program, transaction_id, customer_id, status, type, created_at, updated_at,
-                   accepted_at, auto_accept_at, doc::jsonb, $11::int
-            FROM {_TXN_UNNEST}
+                   accepted_at, auto_accept_at, doc::jsonb, $2::int
+            FROM unnest($1::transaction_row[])
             ON CONFLICT DO NOTHING
             RETURNING transaction_id
             """,
-            *_transaction_columns(new, uow.snapshots),
+            _transaction_rows(new, uow.snapshots),
             CURRENT["transaction"],
         )
         if len(inserted) != len(new):
             raise RetryableConflict("a transaction was registered concurrently by another consumer")
     if old:
         await conn.execute(
-            f"""
+            """
             UPDATE transactions t SET customer_id = u.customer_id, status = u.status, type = u.type,
                    updated_at = u.updated_at, accepted_at = u.accepted_at,
-                   auto_accept_at = u.auto_accept_at, doc = u.doc::jsonb, doc_version = $11::int
-            FROM {_TXN_UNNEST}
+                   auto_accept_at = u.auto_accept_at, doc = u.doc::jsonb, doc_version = $2::int
+            FROM unnest($1::transaction_row[]) AS u
             WHERE t.program = u.program AND t.transaction_id = u.transaction_id
             """,
-            *_transaction_columns(old, uow.snapshots),
+            _transaction_rows(old, uow.snapshots),
             CURRENT["transaction"],
         )
 
@@ -248,23 +249,25 @@ async def _save_customers(conn: asyncpg.Connection, uow: UnitOfWork) -> None:
                spent = u.spent, purchase_total = u.purchase_total, purchase_count = u.purchase_count,
                purchase_items = u.purchase_items, purchase_first_date = u.first_date,
                purchase_last_date = u.last_date, updated_at = now()
-        FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-                    $7::numeric[], $8::int[], $9::numeric[], $10::timestamptz[], $11::timestamptz[])
-             AS u(program, customer_id, score, spendable, pending, spent, purchase_total,
-                  purchase_count, purchase_items, first_date, last_date)
+        FROM unnest($1::customer_row[]) AS u
         WHERE c.program = u.program AND c.customer_id = u.customer_id
         """,
-        [c.program for c in customers],
-        [c.customer_id for c in customers],
-        [c.score for c in customers],
-        [c.spendable for c in customers],
-        [c.pending for c in customers],
-        [c.spent for c in customers],
-        [c.purchase_total for c in customers],
-        [c.purchase_count for c in customers],
-        [c.purchase_items for c in customers],
-        [c.purchase_first_date for c in customers],
-        [c.purchase_last_date for c in customers],
+        [
+            (
+                c.program,
+                c.customer_id,
+                c.score,
+                c.spendable,
+                c.pending,
+                c.spent,
+                c.purchase_total,
+                c.purchase_count,
+                c.purchase_items,
+                c.purchase_first_date,
+                c.purchase_last_date,
+            )
+            for c in customers
+        ],
     )
 
 
@@ -423,16 +426,15 @@ async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessag
         INSERT INTO outbox (lane, topics, keys, payloads, headers)
         SELECT lane, array_agg(topic ORDER BY n), array_agg(key ORDER BY n),
                array_agg(value ORDER BY n), jsonb_agg(headers::jsonb ORDER BY n)
-        FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[], $5::text[])
-             WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
+        FROM unnest($1::outbox_message[]) WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
         GROUP BY lane
         ORDER BY min(n)
         """,
-        [lane_of(m, lanes) for m in messages],
-        [m.topic for m in messages],
-        [m.key for m in messages],
-        [m.value for m in messages],
-        [orjson.dumps(m.headers).decode() for m in messages],  # [[name, value], ...]
+        [
+            # headers: [[name, value], ...]
+            (lane_of(m, lanes), m.topic, m.key, m.value, orjson.dumps(m.headers).decode())
+            for m in messages
+        ],
     )
 
 
