@@ -28,6 +28,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from prometheus_client import Counter as Metric
 
 from services.adapters.kafka import check_access, client_options, is_retryable_start_failure
+from services.adapters.outbox_frames import Message, unpack
 from services.adapters.postgres import Backoff, is_transient, retrying
 from services.config.settings import Settings
 
@@ -80,11 +81,11 @@ _LOCK_LANES = """
 # Rows in id order, as many as make up ``relay_batch`` messages (at least one row): a row holds
 # one lane's messages of one batch (docs/outbox.md).
 _CLAIM = """
-    SELECT id, topics, keys, payloads, headers FROM (
-        SELECT id, topics, keys, payloads, headers,
+    SELECT id, topics, frames FROM (
+        SELECT id, topics, frames,
                sum(cardinality(topics)) OVER (ORDER BY id) - cardinality(topics) AS before
         FROM (
-            SELECT id, topics, keys, payloads, headers FROM outbox
+            SELECT id, topics, frames FROM outbox
             WHERE published_at IS NULL AND lane = ANY($1::int[]) AND NOT topics && $2::text[]
             ORDER BY id
             LIMIT $3
@@ -108,10 +109,6 @@ def partition_of(key: bytes | None, partitions: Sequence[int]) -> int:
     if key is None:
         return random.choice(partitions)
     return partitions[_key_hash(key) % len(partitions)]
-
-
-# (topic, key, value, headers) of one message, in a claim's order.
-Message = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
 
 
 class OutboxRelay:
@@ -256,13 +253,7 @@ class OutboxRelay:
                 return 0
             if not await self._topics_exist({topic for row in rows for topic in row["topics"]}):
                 return 0  # claim again without the missing topics; nothing was sent
-            messages: list[Message] = [
-                (topic, key, value, [(name, text.encode()) for name, text in headers])
-                for row in rows
-                for topic, key, value, headers in zip(
-                    row["topics"], row["keys"], row["payloads"], row["headers"], strict=True
-                )
-            ]
+            messages = [message for row in rows for message in unpack(row["topics"], row["frames"])]
             await self._send(messages)
             ids = [row["id"] for row in rows]
             if s.outbox_retention_seconds > 0:

@@ -14,9 +14,9 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 
 from services.adapters.documents import CURRENT, upgrade
+from services.adapters.outbox_frames import pack
 from services.adapters.postgres import RetryableConflict, dumps, in_transaction
 from services.config.settings import Settings
 from services.domain.catalog import Coupon
@@ -417,24 +417,16 @@ async def _save(conn: asyncpg.Connection, uow: UnitOfWork, lanes: int) -> None:
 
 async def write_outbox(conn: asyncpg.Connection, messages: Sequence[OutboxMessage], lanes: int) -> None:
     """One set-based INSERT of one row per lane, each holding its lane's messages in the order
-    of ``messages`` (docs/outbox.md): PostgreSQL packs them, so the rows it writes, the relay
-    reads back and deletes are a few dozen per batch instead of one per message."""
+    of ``messages``, packed (docs/outbox.md): the rows written, read back by the relay and
+    deleted are a few dozen per batch instead of one per message."""
     if not messages:
         return
+    by_lane: dict[int, list[OutboxMessage]] = {}
+    for m in messages:
+        by_lane.setdefault(lane_of(m, lanes), []).append(m)
     await conn.execute(
-        """
-        INSERT INTO outbox (lane, topics, keys, payloads, headers)
-        SELECT lane, array_agg(topic ORDER BY n), array_agg(key ORDER BY n),
-               array_agg(value ORDER BY n), jsonb_agg(headers::jsonb ORDER BY n)
-        FROM unnest($1::outbox_message[]) WITH ORDINALITY AS m(lane, topic, key, value, headers, n)
-        GROUP BY lane
-        ORDER BY min(n)
-        """,
-        [
-            # headers: [[name, value], ...]
-            (lane_of(m, lanes), m.topic, m.key, m.value, orjson.dumps(m.headers).decode())
-            for m in messages
-        ],
+        "INSERT INTO outbox (lane, topics, frames) SELECT * FROM unnest($1::outbox_row[])",
+        [(lane, [m.topic for m in packed], pack(packed)) for lane, packed in by_lane.items()],
     )
 
 

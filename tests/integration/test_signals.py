@@ -12,7 +12,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import REGISTRY
 
+from services.adapters.outbox_frames import pack
 from services.entrypoints.signals import SignalsCollector
+from services.service_layer.messages import OutboxMessage
 from tests.integration.conftest import unique
 
 pytestmark = pytest.mark.integration
@@ -26,10 +28,10 @@ async def test_database_gauges(db: asyncpg.Pool) -> None:
     program = unique("signals")
     async with db.acquire() as conn:
         outbox_id = await conn.fetchval(
-            "INSERT INTO outbox (lane, topics, keys, payloads, headers, created_at)"
-            " VALUES (0, ARRAY[$1], ARRAY[NULL::bytea], ARRAY['\\x00'::bytea], '[[]]',"
-            " now() - interval '10 minutes') RETURNING id",
+            "INSERT INTO outbox (lane, topics, frames, created_at)"
+            " VALUES (0, ARRAY[$1], $2, now() - interval '10 minutes') RETURNING id",
             f"{program}.absent-topic",
+            pack([OutboxMessage(f"{program}.absent-topic", None, b"\x00")]),
         )
         await conn.executemany(
             "INSERT INTO parked_events (program, transaction_id, event_key, event_id, action, body,"

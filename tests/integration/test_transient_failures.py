@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from services.adapters.outbox_frames import pack, unpack
 from services.adapters.postgres import create_pool
 from services.adapters.relay import OutboxRelay
 from services.adapters.repository import write_outbox
@@ -64,11 +65,11 @@ async def test_rows_for_a_missing_topic_do_not_block_other_topics(checkout_engin
     lanes = engine.settings.relay_lanes
     # One stranded row in every lane, so that any claim meets one.
     await dbq.pool.execute(
-        "INSERT INTO outbox (lane, topics, keys, payloads, headers)"
-        " SELECT lane, ARRAY[$1], ARRAY['k'::bytea], ARRAY['v'::bytea], '[[]]'"
-        " FROM generate_series(0, $2 - 1) lane",
+        "INSERT INTO outbox (lane, topics, frames)"
+        " SELECT lane, ARRAY[$1], $3 FROM generate_series(0, $2 - 1) lane",
         missing,
         lanes,
+        pack([OutboxMessage(missing, b"k", b"v")]),
     )
     try:
         async with engine:
@@ -88,12 +89,13 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
     topic = f"purge-{uuid.uuid4().hex[:8]}"
     await dbq.pool.execute(
         """
-        INSERT INTO outbox (lane, topics, keys, payloads, headers, published_at)
-        SELECT 0, ARRAY[$1], ARRAY[k::bytea], ARRAY['v'::bytea], '[[]]', p
-        FROM (VALUES ('old', now() - interval '2 days'), ('recent', now() - interval '1 hour'),
-                     ('unpublished', NULL)) AS r(k, p)
+        INSERT INTO outbox (lane, topics, frames, published_at)
+        SELECT 0, ARRAY[$1], f, p
+        FROM unnest($2::bytea[], ARRAY[now() - interval '2 days', now() - interval '1 hour', NULL])
+             AS r(f, p)
         """,
         topic,
+        [pack([OutboxMessage(topic, key, b"v")]) for key in (b"old", b"recent", b"unpublished")],
     )
     settings = Settings(
         database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, outbox_retention_seconds=86400
@@ -102,9 +104,9 @@ async def test_relay_purges_published_rows_past_retention_only(kafka_bootstrap, 
     try:
         assert await OutboxRelay(settings, pool).purge() >= 1
         left = await dbq.pool.fetch(
-            "SELECT keys[1] AS key FROM outbox WHERE $1 = ANY(topics) ORDER BY 1", topic
+            "SELECT topics, frames FROM outbox WHERE $1 = ANY(topics) ORDER BY id", topic
         )
-        assert [bytes(r["key"]) for r in left] == [b"recent", b"unpublished"]
+        assert [unpack(r["topics"], r["frames"])[0][1] for r in left] == [b"recent", b"unpublished"]
     finally:
         await pool.close()
         await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", topic)
