@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -146,13 +146,30 @@ async def retrying(
             await backoff.wait()
 
 
-async def create_pool(settings: Settings, size: int | None = None) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, size: int | None = None, warm_types: Sequence[str] = ()
+) -> asyncpg.Pool:
+    """A pool of ``size`` (``db_pool_size``) connections. With ``warm_types`` (a consumer's), every
+    connection is opened at once and learns those types' codecs as it opens: asyncpg looks a
+    composite type up the first time a statement of each connection uses it (10 to 20 ms of
+    catalog queries a type), which otherwise fell in the first batches after a start and
+    held their events back (issue 12's steady-load latency)."""
+    max_size = size or settings.db_pool_size
+    # One statement naming every type: asyncpg introspects them (and their attributes' types)
+    # in one query; it is prepared, never run.
+    probe = "SELECT " + ", ".join(f"NULL::{name}[]" for name in warm_types)
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if warm_types:
+            await conn.prepare(probe)
+
     async def connect() -> asyncpg.Pool:
         return await asyncpg.create_pool(
             settings.database_url,
-            min_size=1,
-            max_size=size or settings.db_pool_size,
-            init=init_connection,
+            min_size=max_size if warm_types else 1,
+            max_size=max_size,
+            init=init,
         )
 
     return await retrying("connect_database", settings, connect)

@@ -29,6 +29,10 @@ from services.service_layer.unit_of_work import CatalogKey, Key, ParkedEvent, Un
 
 T = TypeVar("T")
 
+# The composite types the set-based writes pass their rows as (migrations 010 and 011): a
+# consumer's pool learns their codecs when it opens (postgres.create_pool).
+ROW_TYPES = ("inbox_row", "transaction_row", "customer_row", "outbox_row")
+
 
 def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str]]:
     ordered = sorted(set(keys))

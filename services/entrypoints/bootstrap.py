@@ -45,7 +45,7 @@ from services.adapters.health import HealthServer, Readiness
 from services.adapters.kafka import broker_options, check_access, is_retryable_start_failure
 from services.adapters.postgres import RetryScope, create_pool, is_unreachable, retry_scope, retrying
 from services.adapters.relay import OutboxRelay
-from services.adapters.repository import PostgresStorage
+from services.adapters.repository import ROW_TYPES, PostgresStorage
 from services.config.logs import configure_logging
 from services.config.programs import load_programs
 from services.config.settings import Settings
@@ -216,7 +216,7 @@ class ConsumerProcess:
         log.info("service_started", service=self.name, topics=[self.topic_of(h) for h in self.handlers])
 
     async def _start(self) -> None:
-        self.pool = pool = await create_pool(self.settings)
+        self.pool = pool = await create_pool(self.settings, warm_types=ROW_TYPES)
         self.relay = relay = OutboxRelay(self.settings, pool)
         await relay.start()
         storage = PostgresStorage(pool, self.settings)
