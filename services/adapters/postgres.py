@@ -65,6 +65,10 @@ def is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError | ConnectionError)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """asyncpg has rolled back any open transaction; nothing else to undo (``create_pool``)."""
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     # orjson decodes what json.dumps wrote (money is a string in every document) at a
     # fraction of the cost: a batch reads the documents of every transaction it touches.
@@ -147,13 +151,22 @@ async def retrying(
 
 
 async def create_pool(
-    settings: Settings, size: int | None = None, warm_types: Sequence[str] = ()
+    settings: Settings,
+    size: int | None = None,
+    warm_types: Sequence[str] = (),
+    reset_sessions: bool = True,
 ) -> asyncpg.Pool:
     """A pool of ``size`` (``db_pool_size``) connections. With ``warm_types`` (a consumer's), every
     connection is opened at once and learns those types' codecs as it opens: asyncpg looks a
     composite type up the first time a statement of each connection uses it (10 to 20 ms of
     catalog queries a type), which otherwise fell in the first batches after a start and
-    held their events back (issue 12's steady-load latency)."""
+    held their events back (issue 12's steady-load latency).
+
+    ``reset_sessions=False`` is for users that never leave session state behind (settings
+    outside a transaction, session advisory locks, LISTEN, cursors): a connection going back
+    to the pool is then only rolled back if a transaction is open, without asyncpg's reset
+    query (``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL``, unlocking), a round trip per
+    transaction, two per consumer batch."""
     max_size = size or settings.db_pool_size
     # One statement naming every type: asyncpg introspects them (and their attributes' types)
     # in one query; it is prepared, never run.
@@ -170,6 +183,7 @@ async def create_pool(
             min_size=max_size if warm_types else 1,
             max_size=max_size,
             init=init,
+            reset=None if reset_sessions else _keep_session,
         )
 
     return await retrying("connect_database", settings, connect)

@@ -222,7 +222,9 @@ class ConsumerProcess:
         log.info("service_started", service=self.name, topics=[self.topic_of(h) for h in self.handlers])
 
     async def _start(self) -> None:
-        self.pool = pool = await create_pool(self.settings, warm_types=ROW_TYPES)
+        # Consumers leave no session state: every setting is SET LOCAL, every advisory lock a
+        # transaction's (docs/runtime.md).
+        self.pool = pool = await create_pool(self.settings, warm_types=ROW_TYPES, reset_sessions=False)
         self.relay = relay = OutboxRelay(self.settings, pool)
         await relay.start()
         storage = PostgresStorage(pool, self.settings)

@@ -71,3 +71,25 @@ async def test_a_warm_pool_refuses_a_database_without_its_types(database_url: st
     settings = Settings(database_url=database_url, db_pool_size=1)
     with pytest.raises(asyncpg.UndefinedObjectError, match="no_such_row"):
         await create_pool(settings, warm_types=("no_such_row",))
+
+
+@pytest.mark.parametrize("reset_sessions", [True, False])
+async def test_a_consumer_pool_skips_the_reset_query_but_ends_open_transactions(
+    database_url: str, reset_sessions: bool
+) -> None:
+    settings = Settings(database_url=database_url, db_pool_size=1)
+    pool = await create_pool(settings, reset_sessions=reset_sessions)
+    try:
+        conn = await pool.acquire()
+        queries: list[str] = []
+        conn.add_query_logger(lambda record: queries.append(record.query))
+        await conn.execute("BEGIN")  # left open, as a failed unit of work might
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        await pool.release(conn)
+        await asyncio.sleep(0)
+        assert ("RESET ALL" in queries[-1]) is reset_sessions
+        async with pool.acquire() as again:
+            assert not again.is_in_transaction()
+            assert await again.fetchval("SHOW enable_seqscan") == "on"
+    finally:
+        await pool.close()
