@@ -151,6 +151,8 @@ class ConsumerProcess:
                 batch=True,
                 max_records=settings.batch_max_records,
                 batch_timeout_ms=settings.batch_timeout_ms,
+                fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                fetch_min_bytes=settings.consumer_fetch_min_bytes,
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
