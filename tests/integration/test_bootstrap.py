@@ -96,6 +96,16 @@ async def test_enrichment_runs_one_pool_one_relay_one_broker_with_two_subscriber
         # One consumer group across both topics, as before (and as deploy/k8s/enrichment.yaml's
         # lag triggers name it).
         assert {s.group_id for s in subscribers} == {f"{engine.settings.group_prefix}enrichment"}
+        # The broker holds each consumer's fetches as the settings say (docs/batching.md), not
+        # for Kafka's defaults (500 ms, 1 byte).
+        settings = engine.settings
+        held = {
+            (s.consumer._fetcher._fetch_max_wait_ms, s.consumer._fetcher._fetch_min_bytes)
+            for s in subscribers
+        }  # type: ignore[attr-defined]
+        assert (
+            held == {(settings.consumer_fetch_max_wait_ms, settings.consumer_fetch_min_bytes)} != {(500, 1)}
+        )
         await settled(process, topics=[catalog, status], partitions=3)
 
         await send_catalog(engine, catalog_event("product_upsert", "p1", product_id="001", category="shirts"))
