@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import anyio.to_thread
 import pytest
 
 from services.entrypoints import bootstrap
@@ -176,3 +177,27 @@ async def test_a_peer_needs_a_handler_of_its_process(kafka_bootstrap, database_u
         with pytest.raises(LookupError, match="lifecycle"):
             await process.start()
         assert process.pool is None and process.relay is None and not process.started
+
+
+async def test_a_batch_is_handled_without_a_worker_thread(
+    kafka_bootstrap, database_url, monkeypatch: pytest.MonkeyPatch
+):
+    """The handler takes the polled records with no dependency injection: with it, FastStream
+    resolved the handler's message parameter in a worker thread, a hop per batch
+    (docs/runtime.md)."""
+    hops: list[Any] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    program = make_program(f"boot-{uuid.uuid4().hex[:6]}")
+    engine = Engine(kafka_bootstrap, database_url, [checkout_ingestion()], [program])
+    async with engine:
+        data = {"transaction_id": "T", "total": 10}
+        await engine.send({"action": "checkout", "event_id": "buy", "customer": "ann", "data": data})
+        results = await engine.final_results(["buy"])
+    assert results["buy"]["outcome"] == "applied"
+    assert hops == []
