@@ -48,8 +48,7 @@ class MemoryStore:
     async def lock_transactions(self, uow: UnitOfWork, keys: Sequence[Key]) -> None:
         for key in keys:
             if (txn := self.state.transactions.get(key)) is not None:
-                uow.transactions[key] = txn.clone()
-                uow.stored_transactions.add(key)
+                uow.load_transaction(txn.snapshot())  # as the database hands it over: a document
             if waiting := self.state.parked.get(key):
                 uow.parked[key] = [replace(p) for p in waiting]
 

@@ -72,10 +72,7 @@ async def _lock_transactions(conn: asyncpg.Connection, uow: UnitOfWork, keys: Se
         programs,
         ids,
     ):
-        txn = Transaction.from_document(upgrade("transaction", row["doc_version"], row["doc"]))
-        key = (txn.program, txn.transaction_id)
-        uow.transactions[key] = txn
-        uow.stored_transactions.add(key)
+        uow.load_transaction(upgrade("transaction", row["doc_version"], row["doc"]))
     for parked in await read_parked(conn, keys):
         uow.parked.setdefault((parked.program, parked.transaction_id), []).append(parked)
 

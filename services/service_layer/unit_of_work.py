@@ -3,7 +3,7 @@ domain, then written back set-based by :mod:`services.adapters.repository`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,6 +95,9 @@ class UnitOfWork:
     # customers and transactions in place, so each is copied when an event first takes it.
     _undo: list[Callable[[], None]] | None = field(default=None, repr=False)
     _kept: set[tuple[str, object]] = field(default_factory=set, repr=False)
+    # The stored documents of loaded transactions no event has taken yet: undoing the first
+    # event that takes one reads it again, so no copy is made up front (few events are undone).
+    _documents: dict[Key, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def begin_event(self) -> None:
         """From here until ``end_event``, every change can be undone by ``rollback_event``:
@@ -164,19 +167,45 @@ class UnitOfWork:
         self.touched_customers.add(key)
         return customer
 
+    def load_transaction(self, document: Mapping[str, Any]) -> Transaction:
+        """A stored transaction, locked, from its document (current version)."""
+        txn = Transaction.from_document(document)
+        key = (txn.program, txn.transaction_id)
+        self.transactions[key] = txn
+        self.stored_transactions.add(key)
+        self._documents[key] = document
+        return txn
+
     def transaction(self, program: str, transaction_id: str) -> Transaction | None:
         key = (program, transaction_id)
         self.snapshots.pop(key, None)
         txn = self.transactions.get(key)
         if txn is not None and self._undo is not None and ("transaction", key) not in self._kept:
-            self.transactions[key] = txn.clone()
-            self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
-            self.transactions[key] = txn
+            if (document := self._documents.pop(key, None)) is not None:
+                self._keep("transaction", key, self._reloader(key, document))
+            else:
+                self.transactions[key] = txn.clone()
+                self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
+                self.transactions[key] = txn
         return txn
+
+    def _reloader(self, key: Key, document: Mapping[str, Any]) -> Callable[[], None]:
+        """Undo for a transaction taken as loaded: it is read again from its document, which
+        the rules never change (they replace a transaction's dicts whole, as ``clone`` relies on)."""
+        was_touched = key in self.touched_transactions
+
+        def reload() -> None:
+            self.transactions[key] = Transaction.from_document(document)
+            self._documents[key] = document  # as loaded again
+            if not was_touched:
+                self.touched_transactions.discard(key)
+
+        return reload
 
     def put_transaction(self, txn: Transaction) -> None:
         key = (txn.program, txn.transaction_id)
         self.snapshots.pop(key, None)
+        self._documents.pop(key, None)
         self._keep_entry("transaction", self.transactions, key, self.touched_transactions)
         self.transactions[key] = txn
         self.touched_transactions.add(key)

@@ -9,6 +9,7 @@ import copy
 from dataclasses import asdict
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,12 +34,17 @@ from tests.unit.builders import effects as make_effects
 PROGRAM = make_program()
 
 
-def _unit_of_work() -> UnitOfWork:
+def _unit_of_work(loaded: bool) -> UnitOfWork:
+    """``loaded``: the transaction comes from its stored document, as the repository loads it
+    (undone by reading it again), else it is put in place (undone from a copy)."""
     uow = UnitOfWork()
     customer = rich_customer(100)
     uow.customers[(customer.program, customer.customer_id)] = customer
     txn = register_checkout(PROGRAM, seed(), customer, None, make_effects())
-    uow.transactions[(txn.program, txn.transaction_id)] = txn
+    if loaded:
+        uow.load_transaction(txn.snapshot())
+    else:
+        uow.transactions[(txn.program, txn.transaction_id)] = txn
     uow.coupons[("acme", "C1")] = Coupon(code="C1", customer=customer.customer_id)
     return uow
 
@@ -72,17 +78,49 @@ def _faulty(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> 
     raise Rejected("late_refusal", "a rule that refuses after changing things")
 
 
-def test_a_rule_refusing_after_changes_leaves_the_unit_of_work_as_it_was() -> None:
-    registry = {**ACTIONS, "checkout_accept": Action(CheckoutAcceptEvent, lambda p, e: Needs(), _faulty)}
-    core = BatchCore({PROGRAM.name: PROGRAM}, registry, OutboxBuilder(Topics()))
-    uow = _unit_of_work()
-    before = _state(uow)
+def _accept(event_id: str) -> Decoded[CheckoutAcceptEvent]:
     event = CheckoutAcceptEvent.model_validate(
         {"action": "checkout_accept", "data": {"transaction_id": "1703545579"}}
     )
-    decoded = Decoded("test:0:1", event, "acme", "e1", "checkout_accept", AT, "1703545579")
-    assert core.apply(uow, [decoded], [True]) == ["rejected"]
+    return Decoded(f"test:0:{event_id}", event, "acme", event_id, "checkout_accept", AT, "1703545579")
+
+
+@pytest.mark.parametrize("loaded", [True, False], ids=["loaded", "put"])
+def test_a_rule_refusing_after_changes_leaves_the_unit_of_work_as_it_was(loaded: bool) -> None:
+    registry = {**ACTIONS, "checkout_accept": Action(CheckoutAcceptEvent, lambda p, e: Needs(), _faulty)}
+    core = BatchCore({PROGRAM.name: PROGRAM}, registry, OutboxBuilder(Topics()))
+    uow = _unit_of_work(loaded)
+    before = _state(uow)
+    # Twice: the second refusal undoes from what the first one's undo left.
+    assert core.apply(uow, [_accept("e1"), _accept("e2")], [True, True]) == ["rejected", "rejected"]
     assert _state(uow) == before
+
+
+def _changes(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> None:
+    """Changes the transaction in place, and is applied."""
+    txn = uow.transaction(program.name, event.data.transaction_id)
+    assert txn is not None
+    txn.items[0].refunded_quantity += 1
+    txn.coupons.append("C2")
+
+
+def test_an_event_after_an_applied_one_is_undone_to_what_the_applied_one_left() -> None:
+    """Once an event changed a loaded transaction, its document is no longer its state: the
+    next event's undo must not read it again."""
+    registry = {
+        **ACTIONS,
+        "checkout_accept": Action(CheckoutAcceptEvent, lambda p, e: Needs(), _changes),
+        "checkout_reject": Action(CheckoutAcceptEvent, lambda p, e: Needs(), _faulty),
+    }
+    core = BatchCore({PROGRAM.name: PROGRAM}, registry, OutboxBuilder(Topics()))
+    changed = _unit_of_work(loaded=True)
+    assert core.apply(changed, [_accept("e1")], [True]) == ["applied"]
+    uow = _unit_of_work(loaded=True)
+    refused = _accept("e2")
+    refused = Decoded(refused.source, refused.event, "acme", "e2", "checkout_reject", AT, "1703545579")
+    assert core.apply(uow, [_accept("e1"), refused], [True, True]) == ["applied", "rejected"]
+    as_loaded = _state(_unit_of_work(loaded=True))["transactions"]
+    assert _state(uow)["transactions"] == _state(changed)["transactions"] != as_loaded
 
 
 # --- Random events, some refused: balances equal the ledger after every one ---------------------
