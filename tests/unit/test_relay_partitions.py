@@ -3,11 +3,17 @@ every key where aiokafka's default partitioner (the Java client's murmur2) would
 
 from __future__ import annotations
 
+from aiokafka import partitioner
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.adapters.relay import partition_of
+from services.adapters.relay import murmur2, partition_of
+
+
+@given(st.binary(max_size=256))
+def test_murmur2_is_the_java_clients(key: bytes) -> None:
+    assert murmur2(key) == partitioner.murmur2(key)
 
 
 @given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
