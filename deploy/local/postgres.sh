@@ -7,6 +7,10 @@ PORT="${PGPORT:-5432}"
 DB_USER="${LOYALTY_DB_USER:-loyalty}"
 DB_PASS="${LOYALTY_DB_PASSWORD:-loyalty}"
 DB_NAME="${LOYALTY_DB_NAME:-loyalty}"
+# Checkpoints from checkpoint_timeout, not from WAL volume: with Debian's 1 GB the engine's
+# write load checkpointed every minute, and a consumer's commit stalled during one (README,
+# Production). Applied to the cluster this script uses; empty leaves the cluster's own.
+MAX_WAL_SIZE="${LOYALTY_PG_MAX_WAL_SIZE-4GB}"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
@@ -38,6 +42,10 @@ start() {
     || as_root runuser -u postgres -- psql -p "$PORT" -qc "CREATE ROLE $DB_USER LOGIN SUPERUSER PASSWORD '$DB_PASS'"
   as_root runuser -u postgres -- psql -p "$PORT" -qtAc "SELECT 1 FROM pg_database WHERE datname='$DB_NAME'" | grep -q 1 \
     || as_root runuser -u postgres -- psql -p "$PORT" -qc "CREATE DATABASE $DB_NAME OWNER $DB_USER"
+  if [ -n "$MAX_WAL_SIZE" ] && [ "$(as_root runuser -u postgres -- psql -p "$PORT" -qtAc "SHOW max_wal_size")" != "$MAX_WAL_SIZE" ]; then
+    as_root runuser -u postgres -- psql -p "$PORT" -qc "ALTER SYSTEM SET max_wal_size = '$MAX_WAL_SIZE'" -c "SELECT pg_reload_conf()" >/dev/null
+    echo "postgres.sh: max_wal_size set to $MAX_WAL_SIZE (LOYALTY_PG_MAX_WAL_SIZE)"
+  fi
   echo "postgres.sh: up: postgresql://$DB_USER:$DB_PASS@127.0.0.1:$PORT/$DB_NAME?sslmode=disable"
 }
 
