@@ -68,7 +68,7 @@ from tools.bench_core import core_rate
 from tools.bench_import import bench_import
 from tools.bench_load import bench_load, send_paced
 from tools.bench_load import report as load_report
-from tools.cpu import Cost, machine, snapshot
+from tools.cpu import Cost, machine, snapshot, speed_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 500
@@ -447,6 +447,13 @@ async def main() -> None:
         f"bench: {count} checkouts, {customers} customers, {settings.topic_partitions} partitions, run {tag}"
     )
 
+    # The machine's speed before each stage (tools/cpu.speed_probe): CPU per event moves with it.
+    speeds: list[tuple[str, float]] = []
+
+    def probe(stage: str) -> None:
+        speeds.append((stage, speed_probe()))
+
+    probe("core")
     core_seconds, core_events = core_rate(settings, program, bodies, keys)
     stage = snapshot()
     produced = await produce(settings, settings.topics.checkouts, bodies, keys)
@@ -455,22 +462,29 @@ async def main() -> None:
     consume_cost, stage = snapshot() - stage, snapshot()
     inserted = await probe_insert(settings, bodies)
     insert_cost = snapshot() - stage
+    probe("checkouts")
     committed, published, checkout_cost = await run_engine(
         settings, "services.checkout", "SELECT count(*) >= $2 FROM inbox WHERE program = $1", [tag, count]
     )
+    probe("sweep")
     swept, sweep_published, sweep_cost = await bench_sweep(settings, pending, count)
     accepts = count // 2
+    probe("accepts")
     accepted, accepts_published, accepts_cost = await bench_events(
         settings, pending, accepts, "checkout_accept", "services.lifecycle", "accepted"
     )
     load_rate = int(os.environ.get("LOYALTY_BENCH_LOAD_RATE", "500"))
+    probe("enrichment")
     enriched, live_seconds, lag, enrich_cost, live_cost = await bench_enrichment(
         settings, program, count, load_rate
     )
+    probe("refunds")
     refunded, refunds_published, refunds_cost = await bench_events(
         settings, program, accepts, "refund", "services.refunds", "refunded"
     )
+    probe("1 replica")
     one = await bench_replicas(settings, program, count, 1)
+    probe("2 replicas")
     two = await bench_replicas(settings, program, count, 2)
     load_seconds = float(os.environ.get("LOYALTY_BENCH_LOAD_SECONDS", "60"))
     load_customers = max(int(load_rate * load_seconds) // 10, 1)
@@ -483,11 +497,14 @@ async def main() -> None:
         body["data"]["transaction_id"] = f"load-order-{name}"
         return body
 
+    probe("steady load")
     load = await bench_load(settings, f"{tag}.load", load_body, load_rate, load_seconds)
     api_transactions = max(count // 5, PER_CUSTOMER * 20)
     await seed_transactions(settings, api, api_transactions, datetime.now(UTC), "api", PER_CUSTOMER)
     api_rows = await bench_read_api(settings, api, api_key, requests=max(count // 20, 1000))
+    probe("import")
     import_seconds, imported, import_cost = await bench_import(settings, program, count)
+    probe("end")
 
     engine = count / published
     core = Cost(wall=core_seconds, engine=core_seconds)
@@ -541,6 +558,10 @@ async def main() -> None:
         " reaped-children time); broker = the kafka.Kafka JVM; total = engine + pg + broker;"
         " bench = the bench's own process (producer, probes, pollers), not in total. Consumer"
         " stages include process start-up."
+    )
+    print(
+        "machine speed before each stage (tools/cpu.speed_probe, CPU ms of a fixed Python workload,"
+        " lower is faster): " + ", ".join(f"{stage} {ms:.1f}" for stage, ms in speeds)
     )
     speedup = two[1] and one[1] / two[1]
     cpu_ratio = one[2].total and two[2].total / one[2].total

@@ -21,10 +21,13 @@ Linux only; the counters tick at ``SC_CLK_TCK`` (100 Hz: 10 ms per process per r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 TICK = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -157,6 +160,25 @@ def snapshot(
         bench=(0.0 if in_process else own) + polls,
         postgres_pids=frozenset(postgres),
     )
+
+
+def speed_probe() -> float:
+    """CPU milliseconds of a fixed pure-Python workload that does not depend on the engine's
+    code (the best of three): how fast this machine runs Python at the moment. On a shared
+    host it drifts by a third between runs, and CPU per event drifts with it; the bench prints
+    it at every stage so that runs are compared at a known speed."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        acc = Decimal(0)
+        doc: dict[str, object] = {}
+        for i in range(20_000):
+            doc[str(i)] = [i, f"item-{i}", i * 0.5]
+            acc += Decimal(i) / 7
+        json.loads(json.dumps(doc))
+        hashlib.sha256(str(acc).encode() * 1000).hexdigest()
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 def machine() -> str:
