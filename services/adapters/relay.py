@@ -101,7 +101,7 @@ _MURMUR_MIX = 0x5BD1E995
 _U32 = 0xFFFFFFFF
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # by key length: bounded, whatever keys a DLQ record carries
 def _words(count: int) -> Any:
     return struct.Struct(f"<{count}I").unpack_from
 
