@@ -109,9 +109,9 @@ def _words(count: int) -> Any:
 def murmur2(key: bytes, mix: int = _MURMUR_MIX, u32: int = _U32) -> int:
     """The Java client's murmur2 (``Utils.murmur2``), as aiokafka's pure-Python one computes
     it, in half its instructions (cachegrind): the 4-byte words are read in one ``struct``
-    call, not byte by byte, and only products are masked (XORs and shifts of 32-bit values stay 32-bit). An
-    event's result and status change have keys of their own, so most keys are hashed once.
-    (``mix`` and ``u32`` are parameters only to be locals.)"""
+    call, not byte by byte, and only products are masked (XORs and shifts of 32-bit values
+    stay 32-bit). An event's result and status change have keys of their own, so most keys
+    are hashed once. (``mix`` and ``u32`` are parameters only to be locals.)"""
     length = len(key)
     words = length >> 2
     h = _MURMUR_SEED ^ length

@@ -102,8 +102,9 @@ _FAST_JSON = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def _parse_json(value: bytes) -> Any:
-    """``json.loads(value.decode(), parse_float=Decimal)``, with the decoder built once; a BOM
-    is refused as json.loads refuses it (tests/unit/test_records.py checks they agree)."""
+    """``json.loads(value.decode(), parse_float=Decimal)``: msgspec's result when it accepts the
+    body, else json.loads's (decoder built once), a BOM refused as json.loads refuses it
+    (tests/unit/test_records.py checks they agree)."""
     try:
         return _FAST_JSON.decode(value)
     except (ValueError, RecursionError):  # DecodeError, UnicodeDecodeError: json.loads says why

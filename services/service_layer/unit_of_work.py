@@ -167,14 +167,13 @@ class UnitOfWork:
         self.touched_customers.add(key)
         return customer
 
-    def load_transaction(self, document: Mapping[str, Any]) -> Transaction:
+    def load_transaction(self, document: Mapping[str, Any]) -> None:
         """A stored transaction, locked, from its document (current version)."""
         txn = Transaction.from_document(document)
         key = (txn.program, txn.transaction_id)
         self.transactions[key] = txn
         self.stored_transactions.add(key)
         self._documents[key] = document
-        return txn
 
     def transaction(self, program: str, transaction_id: str) -> Transaction | None:
         key = (program, transaction_id)

@@ -78,11 +78,12 @@ def _faulty(uow: UnitOfWork, program: Program, event: Any, effects: Effects) -> 
     raise Rejected("late_refusal", "a rule that refuses after changing things")
 
 
-def _accept(event_id: str) -> Decoded[CheckoutAcceptEvent]:
+def _accept(event_id: str, action: str = "checkout_accept") -> Decoded[CheckoutAcceptEvent]:
+    """An accept of the seeded transaction, handled as ``action`` (a rule the test registers)."""
     event = CheckoutAcceptEvent.model_validate(
         {"action": "checkout_accept", "data": {"transaction_id": "1703545579"}}
     )
-    return Decoded(f"test:0:{event_id}", event, "acme", event_id, "checkout_accept", AT, "1703545579")
+    return Decoded(f"test:0:{event_id}", event, "acme", event_id, action, AT, "1703545579")
 
 
 @pytest.mark.parametrize("loaded", [True, False], ids=["loaded", "put"])
@@ -116,8 +117,7 @@ def test_an_event_after_an_applied_one_is_undone_to_what_the_applied_one_left() 
     changed = _unit_of_work(loaded=True)
     assert core.apply(changed, [_accept("e1")], [True]) == ["applied"]
     uow = _unit_of_work(loaded=True)
-    refused = _accept("e2")
-    refused = Decoded(refused.source, refused.event, "acme", "e2", "checkout_reject", AT, "1703545579")
+    refused = _accept("e2", action="checkout_reject")
     assert core.apply(uow, [_accept("e1"), refused], [True, True]) == ["applied", "rejected"]
     as_loaded = _state(_unit_of_work(loaded=True))["transactions"]
     assert _state(uow)["transactions"] == _state(changed)["transactions"] != as_loaded
