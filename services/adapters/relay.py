@@ -153,6 +153,7 @@ class OutboxRelay:
         self.producer: AIOKafkaProducer | None = None
         self.wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._known_topics: set[str] = set()
         self._missing_topics: dict[str, float] = {}  # topic -> when to look it up again
         self._next_purge = 0.0
@@ -182,10 +183,15 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def stop(self) -> None:
+        """Finish the claim under way and publish what is left, then stop. Cancelled between
+        the broker's acknowledgement and its commit, a claim would be published again at the
+        next start: a graceful stop must not duplicate. The caller cancels it past the
+        shutdown grace (a broker or database that stays away)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self.wakeup.set()
+            await self._task
+            self._task = None
         if self.producer is not None:
             await self.producer.stop()
 
@@ -195,6 +201,7 @@ class OutboxRelay:
             # Cleared before the claim, not after: a commit that wakes the relay while it
             # publishes makes it claim again at once instead of after relay_idle_seconds.
             self.wakeup.clear()
+            last = self._stopping  # a claim begun once asked to stop
             try:
                 published = await self.publish_once()
                 if self.settings.outbox_retention_seconds > 0 and time.monotonic() >= self._next_purge:
@@ -210,8 +217,12 @@ class OutboxRelay:
                 await backoff.wait()
                 continue
             # A claim takes every busy lane: short of a full claim, what is left came after its
-            # snapshot, and a commit since then has set the wake-up.
+            # snapshot, and a commit since then has set the wake-up. Asked to stop, the process's
+            # consumers had committed their last batch: a claim begun since, short of full,
+            # took all of it.
             if published < self.settings.relay_batch:
+                if last:
+                    return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), self.settings.relay_idle_seconds)
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.adapters.outbox_frames import pack, unpack
+from services.adapters.outbox_frames import Message, pack, unpack
 from services.adapters.postgres import create_pool
 from services.adapters.relay import OutboxRelay
 from services.adapters.repository import write_outbox
@@ -159,5 +159,61 @@ async def test_concurrent_relays_publish_each_row_once_in_key_order(kafka_bootst
         await consumer.stop()
         for relay in relays:
             await relay.stop()
+        await pool.close()
+        await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", topic)
+
+
+async def test_a_relay_stopped_during_a_claim_finishes_it_and_publishes_each_row_once(
+    kafka_bootstrap, database_url, dbq: Db
+):
+    """A graceful stop waits for the claim under way (cancelled between the broker's
+    acknowledgement and the commit, it would be published again at the next start) and for
+    rows committed while it stops."""
+    topic = f"stopping-{uuid.uuid4().hex[:8]}"
+    await create_topics(Settings(kafka_bootstrap_servers=kafka_bootstrap), [topic], 3)
+    settings = Settings(
+        database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap, relay_idle_seconds=60
+    )
+    async with dbq.pool.acquire() as conn:
+        await write_outbox(conn, [OutboxMessage(topic, b"k", b"first")], 32)
+    pool = await create_pool(settings)
+    relay = OutboxRelay(settings, pool)
+    sending, acknowledged = asyncio.Event(), asyncio.Event()
+    send = relay._send
+
+    async def held_send(messages: list[Message]) -> None:
+        sending.set()
+        await send(messages)
+        await acknowledged.wait()  # acknowledged, not yet deleted and committed
+
+    relay._send = held_send  # type: ignore[method-assign]
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    try:
+        await relay.start()
+        await asyncio.wait_for(sending.wait(), 30)
+        stopping = asyncio.create_task(relay.stop())
+        await asyncio.sleep(0.1)
+        # Committed while the relay stops (a consumer's last batch): published before it ends.
+        async with dbq.pool.acquire() as conn:
+            await write_outbox(conn, [OutboxMessage(topic, b"k", b"second")], 32)
+        acknowledged.set()
+        await asyncio.wait_for(stopping, 30)
+        assert not await dbq.pool.fetchval("SELECT count(*) FROM outbox WHERE $1 = ANY(topics)", topic)
+
+        # The next start has nothing to publish again.
+        relay = OutboxRelay(settings, pool)
+        await relay.start()
+        relay.notify()
+        await asyncio.sleep(0.5)
+        await relay.stop()
+        await consumer.start()
+        values: list[bytes] = []
+        while len(values) < 2:
+            for records in (await consumer.getmany(timeout_ms=2000)).values():
+                values += [r.value for r in records]
+        extra = await consumer.getmany(timeout_ms=1000)
+        assert values == [b"first", b"second"] and not any(extra.values())
+    finally:
+        await consumer.stop()
         await pool.close()
         await dbq.pool.execute("DELETE FROM outbox WHERE $1 = ANY(topics)", topic)
