@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,7 @@ from services.domain.program import Program
 from services.service_layer.actions import checkout_ingestion, enrichment, pending_lifecycle, refunds
 from tests.harness import Engine, make_program
 from tests.integration.conftest import Db
-from tests.integration.test_pending_lifecycle import event
+from tests.integration.test_pending_lifecycle import at, event
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +102,33 @@ async def test_full_refund_returns_everything_to_before_the_purchase(kafka_boots
     ):
         assert expected in types
     assert await dbq.ledger_mismatches(p.name) == []
+
+
+async def test_full_refunds_move_purchase_dates_to_the_purchases_that_still_count(
+    kafka_bootstrap, database_url, dbq: Db
+):
+    p = program()
+    c = "regular"
+    dates = {minute: datetime.fromisoformat(at(minute)) for minute in (0, 10, 20, 30)}
+
+    async def purchase_dates() -> tuple[datetime | None, datetime | None]:
+        row = await dbq.customer(p.name, c)
+        assert row is not None
+        return row["purchase_first_date"], row["purchase_last_date"]
+
+    async with engine_for(kafka_bootstrap, database_url, p) as engine:
+        await play(engine, *(event("checkout", c, f"T{m}", f"buy{m}", m, total=10) for m in dates))
+        assert await purchase_dates() == (dates[0], dates[30])
+        await play(engine, event("refund", c, "T10", "back10", 40))  # between: nothing moves
+        assert await purchase_dates() == (dates[0], dates[30])
+        await play(engine, event("refund", c, "T0", "back0", 41))
+        assert await purchase_dates() == (dates[20], dates[30])
+        await play(engine, event("partial_refund", c, "T30", "part30", 42, amount="4"))  # still counts
+        assert await purchase_dates() == (dates[20], dates[30])
+        await play(engine, event("refund", c, "T30", "back30", 43))
+        assert await purchase_dates() == (dates[20], dates[20])
+        await play(engine, event("refund", c, "T20", "back20", 44))
+        assert await purchase_dates() == (None, None)
 
 
 async def test_partial_and_item_refunds_covering_everything_equal_one_refund(

@@ -251,6 +251,8 @@ def test_checkout_over_a_draft_takes_its_own_creation_time() -> None:
     assert txn.status is Status.accepted
     assert txn.created_at == AT
     assert txn.updated_at == AT
+    # The purchase date: the repository's refresh of purchase dates reads created_at.
+    assert txn.occurred_at == txn.created_at
     assert [(s.from_status, s.to_status) for s in fx.status_changes] == [(Status.draft, Status.accepted)]
 
 
